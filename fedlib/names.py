@@ -1,0 +1,45 @@
+"""Validation of the names every API shares: sites, cells, tenants, instance display names."""
+
+from __future__ import annotations
+
+import re
+
+from fedlib.errors import InvalidArgument
+
+# Site, cell and region ids appear in keyspace names, hostnames and metric labels: keep them DNS-label like
+# and short enough for a Cassandra keyspace name (48 chars) with a prefix.
+_ID = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+_TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_DISPLAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def check_id(value: str, field: str) -> str:
+    if not _ID.match(value or ""):
+        raise InvalidArgument(
+            f"{field} {value!r} must be 2-32 lowercase letters, digits or '-', starting with a letter",
+            field=field,
+        )
+    return value
+
+
+def check_tenant(value: str, field: str = "tenant") -> str:
+    if not _TENANT.match(value or ""):
+        raise InvalidArgument(
+            f"{field} {value!r} must be 1-63 lowercase letters, digits, '_' or '-'", field=field
+        )
+    return value
+
+
+def check_display_name(value: str, field: str = "name") -> str:
+    if not _DISPLAY_NAME.match(value or ""):
+        raise InvalidArgument(
+            f"{field} {value!r} must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            field=field,
+        )
+    return value
+
+
+def keyspace_for_cell(cell_id: str, prefix: str = "cellfed_cell_") -> str:
+    """A cell's own keyspace name; Cassandra keyspace names allow only [a-z0-9_]."""
+    check_id(cell_id, "cell_id")
+    return prefix + cell_id.replace("-", "_")
