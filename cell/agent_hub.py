@@ -1,0 +1,112 @@
+"""The controller's side of the Agent API: one long-lived bidirectional stream per compute host.
+
+The hub only moves messages: it registers a host on its hello, hands every inbound message to a
+`HostListener` (the controller), and queues outbound commands and desired state per host. It never
+decides anything; correctness comes from the controller's level-triggered desired state, so a lost
+command or a dropped stream costs latency, never an instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import grpc
+
+from cellfed.v1 import agent_pb2, agent_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+# Bounded so a stuck agent cannot grow the controller's memory; overflow is safe to drop (see send()).
+_OUTBOUND_QUEUE = 1024
+
+
+class HostListener(Protocol):
+    async def host_connected(self, host: str, hello: agent_pb2.AgentHello) -> None: ...
+    async def host_heartbeat(self, host: str, heartbeat: agent_pb2.AgentHeartbeat) -> None: ...
+    async def domain_event(self, host: str, event: agent_pb2.DomainEvent) -> None: ...
+    async def command_result(self, host: str, result: agent_pb2.CommandResult) -> None: ...
+    async def host_disconnected(self, host: str) -> None: ...
+
+
+class _Session:
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.outbound: asyncio.Queue[agent_pb2.ControllerMessage | None] = asyncio.Queue(_OUTBOUND_QUEUE)
+
+
+class AgentHub(agent_pb2_grpc.AgentServiceServicer):
+    def __init__(self, listener: HostListener) -> None:
+        self._listener = listener
+        self._sessions: dict[str, _Session] = {}
+
+    def connected_hosts(self) -> list[str]:
+        return sorted(self._sessions)
+
+    def send(self, host: str, message: agent_pb2.ControllerMessage) -> bool:
+        """Queues a message for a host; False when the host has no live stream (the desired state it gets
+        on reconnect covers what this message would have done)."""
+        session = self._sessions.get(host)
+        if session is None:
+            return False
+        try:
+            session.outbound.put_nowait(message)
+        except asyncio.QueueFull:
+            log.warning("outbound queue full for host %s; dropping (desired state will converge)", host)
+            return False
+        return True
+
+    async def Connect(  # noqa: N802 (gRPC method name)
+        self,
+        request_iterator: AsyncIterator[agent_pb2.AgentMessage],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[agent_pb2.ControllerMessage]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("body") != "hello" or not first.hello.host:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a hello naming the host")
+            return
+        host = first.hello.host
+        session = _Session(host)
+        previous = self._sessions.get(host)
+        if previous is not None:  # a reconnect races the old stream's teardown: the newest stream wins
+            previous.outbound.put_nowait(None)
+        self._sessions[host] = session
+        reader = asyncio.create_task(self._read(host, session, request_iterator))
+        try:
+            await self._listener.host_connected(host, first.hello)
+            while True:
+                message = await session.outbound.get()
+                if message is None:
+                    break
+                yield message
+        finally:
+            reader.cancel()
+            if self._sessions.get(host) is session:
+                del self._sessions[host]
+                await self._listener.host_disconnected(host)
+
+    async def _read(
+        self, host: str, session: _Session, request_iterator: AsyncIterator[agent_pb2.AgentMessage]
+    ) -> None:
+        try:
+            async for message in request_iterator:
+                await self._dispatch(host, message)
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            pass
+        except Exception:  # a bug in handling one message must not kill the host's stream silently
+            log.exception("agent stream from %s failed", host)
+        finally:
+            session.outbound.put_nowait(None)
+
+    async def _dispatch(self, host: str, message: agent_pb2.AgentMessage) -> None:
+        kind = message.WhichOneof("body")
+        if kind == "heartbeat":
+            await self._listener.host_heartbeat(host, message.heartbeat)
+        elif kind == "domain_event":
+            await self._listener.domain_event(host, message.domain_event)
+        elif kind == "command_result":
+            await self._listener.command_result(host, message.command_result)
+        elif kind == "hello":
+            await self._listener.host_connected(host, message.hello)

@@ -1,0 +1,110 @@
+"""Assembles one cell controller from its parts. The process entry (cell.main) and the tests both use
+this, so what the tests run is what operators run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+from cell import upkeep
+from cell.agent_hub import AgentHub
+from cell.agent_link import AgentLink
+from cell.controller import CellController, ControllerSettings
+from cell.host_reports import HostReports
+from cell.metrics import CellMetrics
+from cell.publisher import Publisher
+from cell.servicer import CellServicer
+from cellfed.v1 import agent_pb2_grpc, cell_pb2_grpc
+from fedrpc.server import RunningServer, start_server
+from replication.cell_records import CellRecords
+from replication.model import Cell, CellState
+from replication.store import Store
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class RunningCell:
+    controller: CellController
+    publisher: Publisher
+    server: RunningServer
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def stop(self) -> None:
+        await self.server.stop(grace_s=1.0)
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def start_cell(
+    settings: ControllerSettings,
+    records: CellRecords,
+    store: Store,
+    *,
+    listen: str,
+    advertise: str | None = None,
+    metrics: CellMetrics | None = None,
+) -> RunningCell:
+    metrics = metrics or CellMetrics(settings.cell_id)
+    publisher = Publisher(
+        cell_id=settings.cell_id, site_id=settings.site_id, index=store.index, listing=store.listing,
+        capacity=store.capacity,
+        on_error=lambda what: metrics.publish_errors.labels(settings.cell_id, what).inc(),
+    )  # fmt: skip
+    controller_box: list[CellController] = []
+    hub = AgentHub(_LazyListener(controller_box))
+    controller = CellController(
+        settings, records, publisher, AgentLink(hub, settings.cell_id), wall_clock_ms, metrics
+    )
+    controller_box.append(controller)
+    await controller.load()
+    servicer = CellServicer(controller)
+    server = await start_server(
+        listen,
+        [
+            lambda s: cell_pb2_grpc.add_CellServiceServicer_to_server(servicer, s),
+            lambda s: agent_pb2_grpc.add_AgentServiceServicer_to_server(hub, s),
+        ],
+        ["cellfed.v1.CellService", "cellfed.v1.AgentService"],
+    )
+    endpoint = advertise or f"{listen.rpartition(':')[0]}:{server.port}"
+    await store.directory.put_cell(
+        Cell(settings.cell_id, settings.site_id, settings.region, endpoint, CellState.ENABLED, wall_clock_ms())
+    )
+    running = RunningCell(controller, publisher, server)
+    c = controller
+    running.tasks = [
+        asyncio.create_task(coro)
+        for coro in (
+            publisher.run(),
+            upkeep.every(c.settings.desired_every_s, lambda: upkeep.push_desired_state(c), "desired state"),
+            upkeep.every(1.0, lambda: upkeep.fail_stuck_builds(c), "build timeouts"),
+            upkeep.every(2.0, lambda: upkeep.publish_capacity(c, publisher), "capacity publish"),
+            upkeep.every(1.0, lambda: upkeep.refresh_gauges(c), "gauges"),
+        )
+    ]
+    return running
+
+
+class _LazyListener:
+    """The hub needs a listener before the controller exists (the controller needs the hub's link)."""
+
+    def __init__(self, box: list[CellController]) -> None:
+        self._box = box
+        self._reports: HostReports | None = None
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        if self._reports is None:
+            self._reports = HostReports(self._box[0])
+        return getattr(self._reports, name)

@@ -1,0 +1,1 @@
+"""The compute agent: one per host; drives libvirt and reconciles desired against observed domains."""

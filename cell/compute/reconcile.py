@@ -1,0 +1,247 @@
+"""Level-triggered reconcile on one compute host: (desired, observed, first-seen, time) -> plan.
+
+Pure (Kubernetes controller style): the agent loop reads the desired set from the controller and the
+domains from libvirt, calls `reconcile`, executes the actions in order, stores `orphans_first_seen` for
+the next pass, and owns retries, backoff, metrics and logs. Same inputs, same plan.
+
+Ownership and orphan policy:
+- A domain without cellfed metadata (`instance_id is None`), or whose metadata names another cell, is
+  not ours: never touched, only listed in `foreign_domains` so the agent can subtract what it uses from
+  the capacity it reports.
+- A cellfed domain the desired set names ABSENT (the instance is DELETING or ERROR) is torn down at once.
+- A cellfed domain the desired set does not name is an orphan: reported on every pass, and destroyed and
+  undefined only once desired sets fetched more than `grace_ms` after it was first seen still lack it.
+  Its age runs on `DesiredState.as_of_ms`, not `now_ms`, so an agent cut off from the controller (and so
+  holding a stale set) never ages an orphan into deletion. At most `max_destroys` per pass, oldest
+  first, so a bad desired set costs a few domains and a stream of reports, not the host.
+- Two cellfed domains naming one wanted instance: reported, neither touched; a person must choose.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from cell.lifecycle import PowerState
+from cell.placement import Flavor
+from fedlib.errors import InvalidArgument
+
+
+class DesiredPower(enum.Enum):
+    RUNNING = "RUNNING"
+    STOPPED = "STOPPED"
+    ABSENT = "ABSENT"  # known to the controller and wanted gone
+
+
+@dataclass(frozen=True)
+class DesiredInstance:
+    instance_id: str
+    power: DesiredPower
+    flavor: Flavor
+    spec_version: int
+    built: bool = False  # built before, so a missing domain is a loss to report, not a first build
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    instances: tuple[DesiredInstance, ...]
+    # Agent clock: the latest moment the agent knew this set to be current. With the Agent API stream
+    # (ordered; the controller pushes a new set before anything that depends on it) that is when the
+    # latest controller message arrived while this set was the newest. Never the controller's clock.
+    as_of_ms: int
+    cell_id: str | None = None  # this host's cell; a domain whose metadata names another cell is foreign
+
+
+@dataclass(frozen=True)
+class ObservedDomain:
+    uuid: str
+    power: PowerState
+    instance_id: str | None = None  # from cellfed metadata; None: not a cellfed domain
+    spec_version: int | None = None  # from cellfed metadata
+    cell: str | None = None  # from cellfed metadata
+
+    def __post_init__(self) -> None:
+        if self.power is PowerState.NO_DOMAIN:
+            raise InvalidArgument(
+                f"domain {self.uuid}: an observed domain cannot be NO_DOMAIN", field="power"
+            )
+
+
+@dataclass(frozen=True)
+class OrphanPolicy:
+    grace_ms: int = 10 * 60 * 1000
+    destroy: bool = True  # False: report orphans forever, never delete them
+    max_destroys: int = 5  # per pass
+
+
+class DriftKind(enum.Enum):
+    NOT_RUNNING = "NOT_RUNNING"  # wanted running, found shut off or crashed: started
+    PAUSED = "PAUSED"  # wanted running, found paused: left alone, libvirt pauses on disk I/O errors
+    RUNNING_WHEN_STOPPED = "RUNNING_WHEN_STOPPED"  # wanted stopped, found running: stopped
+    MISSING = "MISSING"  # built before, no domain now: defined again
+    SPEC_STALE = "SPEC_STALE"  # domain defined from an older spec version
+    DUPLICATE = "DUPLICATE"  # more than one domain claims the instance
+    ORPHAN = "ORPHAN"  # cellfed domain unknown to the controller, within grace (or destroy off)
+    ORPHAN_REMOVED = "ORPHAN_REMOVED"  # orphan past grace: destroyed and undefined
+
+
+@dataclass(frozen=True)
+class DefineAndStart:
+    instance: DesiredInstance
+
+
+@dataclass(frozen=True)
+class Define:
+    instance: DesiredInstance  # defined, left shut off: the instance is STOPPED
+
+
+@dataclass(frozen=True)
+class Start:
+    domain_uuid: str
+    instance_id: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    domain_uuid: str
+    instance_id: str  # graceful (ACPI); escalating to Destroy after a timeout is the loop's job
+
+
+@dataclass(frozen=True)
+class Destroy:
+    domain_uuid: str
+    instance_id: str
+
+
+@dataclass(frozen=True)
+class Undefine:
+    domain_uuid: str
+    instance_id: str
+
+
+@dataclass(frozen=True)
+class ReportDrift:
+    kind: DriftKind
+    instance_id: str
+    domain_uuid: str | None
+    detail: str
+
+
+Action = DefineAndStart | Define | Start | Stop | Destroy | Undefine | ReportDrift
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]  # teardown first (frees room), then stops, then starts, then reports
+    orphans_first_seen: Mapping[str, int]  # domain uuid -> first seen (now_ms); store for the next pass
+    foreign_domains: tuple[str, ...]  # uuids of domains that are not ours
+
+
+def reconcile(
+    desired: DesiredState,
+    observed: Sequence[ObservedDomain],
+    first_seen: Mapping[str, int],
+    now_ms: int,
+    policy: OrphanPolicy = OrphanPolicy(),
+) -> Plan:
+    wanted = {d.instance_id: d for d in desired.instances}
+    ours: dict[str, list[ObservedDomain]] = {}
+    foreign: list[str] = []
+    for dom in observed:
+        # Either cell unknown (older metadata, a caller without one): the instance id alone decides.
+        same_cell = dom.cell is None or desired.cell_id is None or dom.cell == desired.cell_id
+        if dom.instance_id is not None and same_cell:
+            ours.setdefault(dom.instance_id, []).append(dom)
+        else:
+            foreign.append(dom.uuid)
+    actions: list[Action] = []
+    orphans: list[tuple[str, ObservedDomain]] = []
+    for instance_id, doms in ours.items():
+        want = wanted.get(instance_id)
+        if want is None:
+            orphans.extend((instance_id, dom) for dom in doms)
+        elif want.power is DesiredPower.ABSENT:
+            actions.extend(a for dom in doms for a in _teardown(dom, instance_id))
+        elif len(doms) > 1:
+            actions.extend(_duplicate(dom, instance_id, len(doms)) for dom in doms)
+        else:
+            actions.extend(_converge(want, doms[0]))
+    for want in wanted.values():
+        if want.instance_id not in ours:
+            actions.extend(_create(want))
+    seen = {dom.uuid: first_seen.get(dom.uuid, now_ms) for _, dom in orphans}
+    actions.extend(_orphans(orphans, seen, desired.as_of_ms, policy))
+    return Plan(tuple(sorted(actions, key=_order)), MappingProxyType(seen), tuple(sorted(foreign)))
+
+
+def _converge(want: DesiredInstance, dom: ObservedDomain) -> list[Action]:
+    iid, uuid, power = want.instance_id, dom.uuid, dom.power
+    actions: list[Action] = []
+    if dom.spec_version is not None and dom.spec_version < want.spec_version:
+        detail = f"domain has spec version {dom.spec_version}, controller wants {want.spec_version}"
+        actions.append(ReportDrift(DriftKind.SPEC_STALE, iid, uuid, detail))
+    if want.power is DesiredPower.RUNNING:
+        if power in (PowerState.SHUTOFF, PowerState.CRASHED):
+            actions += [
+                Start(uuid, iid),
+                ReportDrift(DriftKind.NOT_RUNNING, iid, uuid, f"found {power.value}"),
+            ]
+        elif power is PowerState.PAUSED:
+            actions.append(
+                ReportDrift(DriftKind.PAUSED, iid, uuid, "found PAUSED; not resumed automatically")
+            )
+    elif power in (PowerState.RUNNING, PowerState.PAUSED):
+        actions += [
+            Stop(uuid, iid),
+            ReportDrift(DriftKind.RUNNING_WHEN_STOPPED, iid, uuid, f"found {power.value}"),
+        ]
+    return actions
+
+
+def _create(want: DesiredInstance) -> list[Action]:
+    if want.power is DesiredPower.ABSENT:
+        return []  # already gone; the agent's report (NO_DOMAIN) lets the controller finish the delete
+    action: Action = DefineAndStart(want) if want.power is DesiredPower.RUNNING else Define(want)
+    if not want.built:
+        return [action]
+    return [action, ReportDrift(DriftKind.MISSING, want.instance_id, None, "built before; no domain found")]
+
+
+def _teardown(dom: ObservedDomain, instance_id: str) -> list[Action]:
+    if dom.power is PowerState.SHUTOFF:
+        return [Undefine(dom.uuid, instance_id)]
+    return [Destroy(dom.uuid, instance_id), Undefine(dom.uuid, instance_id)]
+
+
+def _duplicate(dom: ObservedDomain, instance_id: str, count: int) -> ReportDrift:
+    detail = f"{count} domains claim this instance; none touched"
+    return ReportDrift(DriftKind.DUPLICATE, instance_id, dom.uuid, detail)
+
+
+def _orphans(
+    orphans: list[tuple[str, ObservedDomain]], seen: Mapping[str, int], as_of_ms: int, policy: OrphanPolicy
+) -> list[Action]:
+    actions: list[Action] = []
+    budget = policy.max_destroys if policy.destroy else 0
+    for instance_id, dom in sorted(orphans, key=lambda o: (seen[o[1].uuid], o[1].uuid)):  # oldest first
+        unknown_for = as_of_ms - seen[dom.uuid]
+        if unknown_for > policy.grace_ms and budget > 0:
+            budget -= 1
+            actions += _teardown(dom, instance_id)
+            detail = f"unknown to the controller for {unknown_for} ms (grace {policy.grace_ms} ms); removed"
+            actions.append(ReportDrift(DriftKind.ORPHAN_REMOVED, instance_id, dom.uuid, detail))
+        else:
+            detail = f"unknown to the controller for {max(0, unknown_for)} ms (grace {policy.grace_ms} ms)"
+            actions.append(ReportDrift(DriftKind.ORPHAN, instance_id, dom.uuid, detail))
+    return actions
+
+
+_PHASE = {Destroy: 0, Undefine: 0, Stop: 1, Define: 2, DefineAndStart: 2, Start: 2, ReportDrift: 3}
+
+
+def _order(action: Action) -> tuple[int, str]:
+    # A stable sort on (phase, instance) keeps Destroy before Undefine for the same domain.
+    iid = action.instance.instance_id if isinstance(action, DefineAndStart | Define) else action.instance_id
+    return _PHASE[type(action)], iid

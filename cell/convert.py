@@ -1,0 +1,56 @@
+"""Cell records to and from the wire (cellfed.v1). Edge code: no decisions here."""
+
+from __future__ import annotations
+
+from cell.controller import CellController
+from cell.lifecycle import State
+from cell.placement import Flavor
+from cell.records import CellInstance
+from cellfed.v1 import common_pb2
+
+_STATUS = {s.value: getattr(common_pb2, s.value) for s in State}
+
+
+def instance_to_proto(c: CellController, inst: CellInstance, *, include_host: bool = True) -> common_pb2.Instance:
+    spec, rec = inst.spec, inst.record
+    observed = c.observed(inst)
+    out = common_pb2.Instance(
+        name=f"instances/{spec.instance_id}",
+        instance_id=spec.instance_id,
+        tenant=spec.tenant,
+        display_name=spec.display_name,
+        flavor=spec.flavor.name,
+        image=spec.image,
+        status=_STATUS[observed.status.value],
+        site=c.settings.site_id,
+        cell=c.settings.cell_id,
+        host=(rec.host_id or "") if include_host else "",
+        fault=f"{rec.fault.code}: {rec.fault.message}" if rec.fault else "",
+        labels=spec.labels,
+        version=rec.version,
+    )
+    out.create_time.FromMilliseconds(spec.created_ms)
+    out.update_time.FromMilliseconds(rec.updated_ms)
+    if observed.status is State.UNKNOWN:
+        out.stale = True
+        out.data_age.FromMilliseconds(observed.age_ms)
+    return out
+
+
+def flavor_from_proto(f: common_pb2.Flavor) -> Flavor:
+    """proto3 zeros mean "unset" for the isolation knobs; Flavor validates sizes and names the field."""
+    def opt(v: int) -> int | None:
+        return v or None
+
+    return Flavor(
+        name=f.name,
+        vcpus=f.vcpus,
+        memory_mb=f.memory_mb,
+        disk_gb=f.disk_gb,
+        cpu_shares=opt(f.cpu_shares),
+        cpu_quota_us=opt(f.cpu_quota_us),
+        cpu_period_us=opt(f.cpu_period_us),
+        memory_hard_limit_mb=opt(f.memory_hard_limit_mb),
+        disk_total_iops=opt(f.disk_total_iops),
+        disk_total_bytes_per_sec=opt(f.disk_total_bytes_per_sec),
+    )

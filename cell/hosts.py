@@ -1,0 +1,58 @@
+"""Compute hosts as the controller sees them: resources from each agent's hello, liveness from the age of
+its last message. Pure: the caller passes the time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class HostState:
+    host_id: str
+    libvirt_uri: str
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    cpu_allocation_ratio: float
+    memory_allocation_ratio: float
+    disabled: bool = False
+    connected: bool = False
+    last_seen_ms: int | None = None  # None: not heard from since this controller started
+
+
+class HostTable:
+    """Fast failure detection for hosts: a host whose last message is older than `grace_ms` is out of
+    placement at once; its instances read as UNKNOWN (cell.lifecycle.observed_status) until it returns."""
+
+    def __init__(self, grace_ms: int) -> None:
+        self.grace_ms = grace_ms
+        self._hosts: dict[str, HostState] = {}
+
+    def upsert(self, host: HostState) -> None:
+        self._hosts[host.host_id] = host
+
+    def get(self, host_id: str) -> HostState | None:
+        return self._hosts.get(host_id)
+
+    def all(self) -> list[HostState]:
+        return [self._hosts[k] for k in sorted(self._hosts)]
+
+    def seen(self, host_id: str, now_ms: int) -> None:
+        host = self._hosts.get(host_id)
+        if host is not None:
+            self._hosts[host_id] = replace(host, connected=True, last_seen_ms=now_ms)
+
+    def disconnected(self, host_id: str) -> None:
+        host = self._hosts.get(host_id)
+        if host is not None:
+            self._hosts[host_id] = replace(host, connected=False)
+
+    def is_up(self, host_id: str, now_ms: int) -> bool:
+        host = self._hosts.get(host_id)
+        if host is None or not host.connected or host.last_seen_ms is None:
+            return False
+        return now_ms - host.last_seen_ms <= self.grace_ms
+
+    def last_seen(self, host_id: str | None) -> int | None:
+        host = self._hosts.get(host_id) if host_id else None
+        return host.last_seen_ms if host else None

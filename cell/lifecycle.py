@@ -1,0 +1,269 @@
+"""The instance state machine, as data: one transition table, frozen events in, frozen actions out.
+
+Pure (h11 style): `transition` neither persists nor sends; the controller stores the new record (its
+`version` is the optimistic-concurrency token) and then executes the actions in order.
+
+Two kinds of events. Requests come from users: one the table does not allow is refused with
+FailedPrecondition naming the state. Reports come from agents and describe the past: one the table does
+not list is stale (a late build result after a delete, a duplicate) and is ignored, never an error, so a
+replayed or reordered report can never move an instance backwards.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+from fedlib.errors import FailedPrecondition, InvalidArgument
+
+
+class State(enum.Enum):
+    BUILDING = "BUILDING"
+    ACTIVE = "ACTIVE"
+    STOPPED = "STOPPED"
+    REBOOTING = "REBOOTING"
+    ERROR = "ERROR"
+    DELETING = "DELETING"
+    DELETED = "DELETED"
+    UNKNOWN = "UNKNOWN"  # derived for readers by observed_status; never stored, never a table entry
+
+
+class PowerState(enum.Enum):
+    """What a host reports for a domain; names match cellfed.v1.PowerState. NO_DOMAIN: none exists."""
+
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    SHUTOFF = "SHUTOFF"
+    CRASHED = "CRASHED"
+    NO_DOMAIN = "NO_DOMAIN"
+
+
+class AgentCommand(enum.Enum):
+    BUILD = "BUILD"
+    START = "START"
+    STOP = "STOP"
+    REBOOT = "REBOOT"
+    DELETE = "DELETE"  # destroy and undefine
+
+
+@dataclass(frozen=True)
+class Fault:
+    code: str  # a stable machine-readable reason, e.g. "DEFINE_FAILED"
+    message: str
+
+
+@dataclass(frozen=True)
+class Instance:
+    instance_id: str
+    host_id: str | None
+    state: State
+    version: int  # bumped on every change; the store's compare-and-set token
+    updated_ms: int
+    fault: Fault | None = None
+
+    def __post_init__(self) -> None:
+        if self.state is State.UNKNOWN:
+            raise InvalidArgument("UNKNOWN is derived for readers and is never stored", field="state")
+
+
+# Events. `kind` is the table's column; a request is refused when absent, a report ignored.
+@dataclass(frozen=True)
+class Event:
+    kind: ClassVar[str]
+    is_request: ClassVar[bool] = False
+
+    def column(self) -> str:
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Start(Event):
+    kind = "start"
+    is_request = True
+
+
+@dataclass(frozen=True)
+class Stop(Event):
+    kind = "stop"
+    is_request = True
+
+
+@dataclass(frozen=True)
+class Reboot(Event):
+    kind = "reboot"
+    is_request = True
+
+
+@dataclass(frozen=True)
+class Delete(Event):
+    kind = "delete"
+    is_request = True
+
+
+@dataclass(frozen=True)
+class BuildSucceeded(Event):
+    kind = "build_succeeded"
+
+
+@dataclass(frozen=True)
+class BuildFailed(Event):
+    kind = "build_failed"
+    fault: Fault
+
+
+@dataclass(frozen=True)
+class RebootDone(Event):
+    kind = "reboot_done"
+
+
+@dataclass(frozen=True)
+class DeleteDone(Event):
+    kind = "delete_done"
+
+
+@dataclass(frozen=True)
+class CommandFailed(Event):
+    """An agent gave up on a reboot or delete; the instance goes to ERROR, where delete is allowed."""
+
+    kind = "command_failed"
+    fault: Fault
+
+
+@dataclass(frozen=True)
+class HostReported(Event):
+    """A level-triggered observation: it completes a build or a delete whose done-event was lost."""
+
+    kind = "host_reported"
+    power: PowerState
+
+    def column(self) -> str:
+        return f"host_reported_{self.power.value.lower()}"
+
+
+# Actions, executed by the controller in order after the new record is stored.
+@dataclass(frozen=True)
+class SendToAgent:
+    host_id: str
+    instance_id: str
+    command: AgentCommand
+
+
+@dataclass(frozen=True)
+class ReleaseCapacity:
+    instance_id: str  # CapacityLedger.release is idempotent, so releasing twice is harmless
+
+
+@dataclass(frozen=True)
+class PublishIndex:
+    instance_id: str
+    state: State
+
+
+Action = SendToAgent | ReleaseCapacity | PublishIndex
+
+
+@dataclass(frozen=True)
+class _Rule:
+    to: State
+    command: AgentCommand | None = None
+    release: bool = False
+
+
+_NOOP: _Rule | None = None  # accepted, nothing to do: an idempotent repeat
+_DELETE = _Rule(State.DELETING, AgentCommand.DELETE)
+_GONE = _Rule(State.DELETED, release=True)
+_FAIL = _Rule(State.ERROR)
+
+# (state, event column) -> rule: the whole lifecycle. Absent: refused (requests) or stale (reports).
+TRANSITIONS: dict[tuple[State, str], _Rule | None] = {
+    (State.BUILDING, "build_succeeded"): _Rule(State.ACTIVE),
+    (State.BUILDING, "host_reported_running"): _Rule(State.ACTIVE),
+    # The half-built domain is destroyed before the capacity goes back, so the room is really free.
+    (State.BUILDING, "build_failed"): _Rule(State.ERROR, AgentCommand.DELETE, release=True),
+    (State.BUILDING, "delete"): _DELETE,
+    (State.ACTIVE, "stop"): _Rule(State.STOPPED, AgentCommand.STOP),
+    (State.ACTIVE, "reboot"): _Rule(State.REBOOTING, AgentCommand.REBOOT),
+    (State.ACTIVE, "delete"): _DELETE,
+    (State.STOPPED, "start"): _Rule(State.ACTIVE, AgentCommand.START),
+    (State.STOPPED, "delete"): _DELETE,
+    (State.REBOOTING, "reboot"): _NOOP,
+    (State.REBOOTING, "reboot_done"): _Rule(State.ACTIVE),
+    (State.REBOOTING, "command_failed"): _FAIL,
+    (State.REBOOTING, "delete"): _DELETE,
+    (State.ERROR, "delete"): _DELETE,
+    (State.DELETING, "delete"): _NOOP,
+    (State.DELETING, "delete_done"): _GONE,
+    (State.DELETING, "host_reported_no_domain"): _GONE,
+    (State.DELETING, "command_failed"): _FAIL,
+    (State.DELETED, "delete"): _NOOP,
+}
+
+
+def create(instance_id: str, host_id: str, now_ms: int) -> tuple[Instance, tuple[Action, ...]]:
+    """A new instance, BUILDING on the host whose capacity the controller has already claimed."""
+    inst = Instance(instance_id, host_id, State.BUILDING, 1, now_ms)
+    return inst, (
+        SendToAgent(host_id, instance_id, AgentCommand.BUILD),
+        PublishIndex(instance_id, inst.state),
+    )
+
+
+def transition(instance: Instance, event: Event, now_ms: int) -> tuple[Instance, tuple[Action, ...]]:
+    """Apply one event. Unchanged instance and no actions for no-ops and stale reports."""
+    key = (instance.state, event.column())
+    if key not in TRANSITIONS:
+        if event.is_request:
+            raise FailedPrecondition(
+                f"cannot {event.kind} instance {instance.instance_id}: it is {instance.state.value}",
+                field="state",
+            )
+        return instance, ()
+    rule = TRANSITIONS[key]
+    if rule is None:
+        return instance, ()
+    if rule.to is State.DELETING and instance.host_id is None:
+        rule = _GONE  # no host ever held it: nothing for an agent to destroy
+    # An ERROR keeps its fault through DELETING, so a failed delete still shows why it was ERROR.
+    fault = event.fault if isinstance(event, BuildFailed | CommandFailed) else instance.fault
+    new = replace(
+        instance,
+        state=rule.to,
+        version=instance.version + 1,
+        updated_ms=max(instance.updated_ms, now_ms),  # a clock step back must not reorder history
+        fault=fault,
+    )
+    return new, _actions(new, rule)
+
+
+def _actions(new: Instance, rule: _Rule) -> tuple[Action, ...]:
+    actions: list[Action] = []
+    if rule.command is not None and new.host_id is not None:
+        actions.append(SendToAgent(new.host_id, new.instance_id, rule.command))
+    if rule.release:
+        actions.append(ReleaseCapacity(new.instance_id))
+    actions.append(PublishIndex(new.instance_id, new.state))
+    return tuple(actions)
+
+
+@dataclass(frozen=True)
+class ObservedStatus:
+    status: State  # UNKNOWN when the host has been silent past the grace period
+    last_known: State  # the stored state, for "UNKNOWN (was ACTIVE)"
+    age_ms: int  # how old the information behind `status` is
+
+
+# The controller alone decides these; a silent host cannot make them stale.
+_CONTROLLER_OWNED = frozenset({State.ERROR, State.DELETED})
+
+
+def observed_status(
+    record: Instance, host_last_seen_ms: int | None, now_ms: int, grace_ms: int
+) -> ObservedStatus:
+    """The status a reader should see: the stored state, or UNKNOWN once the host's report is too old."""
+    if record.host_id is None or record.state in _CONTROLLER_OWNED:
+        return ObservedStatus(record.state, record.state, max(0, now_ms - record.updated_ms))
+    if host_last_seen_ms is None:  # never heard from since the controller started
+        return ObservedStatus(State.UNKNOWN, record.state, max(0, now_ms - record.updated_ms))
+    age = max(0, now_ms - host_last_seen_ms)
+    return ObservedStatus(State.UNKNOWN if age > grace_ms else record.state, record.state, age)

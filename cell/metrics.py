@@ -1,0 +1,59 @@
+"""The cell controller's Prometheus metrics, on a registry of its own (several controllers can live in one
+test process). Labels are bounded: cell, host, status, method, code; never instance ids."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_BUILD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
+_FAST_BUCKETS = (0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1)
+
+
+class CellMetrics:
+    def __init__(self, cell: str, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.cell = cell
+        r = self.registry
+        self.build_seconds = Histogram(
+            "cellfed_cell_build_duration_seconds",
+            "Time from build request to ACTIVE or ERROR.",
+            ["cell", "outcome"],
+            buckets=_BUILD_BUCKETS,
+            registry=r,
+        )
+        self.placement_seconds = Histogram(
+            "cellfed_cell_placement_decision_seconds",
+            "Time to choose a host and claim its capacity.",
+            ["cell"],
+            buckets=_FAST_BUCKETS,
+            registry=r,
+        )
+        self.instances = Gauge("cellfed_cell_instances", "Instances by status.", ["cell", "status"], registry=r)
+        self.vcpus = Gauge("cellfed_cell_capacity_vcpus", "vCPUs by state.", ["cell", "state"], registry=r)
+        self.memory = Gauge(
+            "cellfed_cell_capacity_memory_bytes", "Memory by state.", ["cell", "state"], registry=r
+        )
+        self.disk = Gauge("cellfed_cell_capacity_disk_bytes", "Disk by state.", ["cell", "state"], registry=r)
+        self.hosts_up = Gauge("cellfed_cell_hosts_up", "Compute hosts with a fresh heartbeat.", ["cell"], registry=r)
+        self.heartbeat_age = Gauge(
+            "cellfed_cell_agent_heartbeat_age_seconds",
+            "Age of each compute agent's last heartbeat.",
+            ["cell", "host"],
+            registry=r,
+        )
+        self.requests = Counter(
+            "cellfed_cell_requests_total", "Cell API requests by method and code.", ["cell", "method", "code"],
+            registry=r,
+        )
+        self.publish_errors = Counter(
+            "cellfed_cell_publish_errors_total",
+            "Failed writes of index rows or capacity to the global keyspace (retried).",
+            ["cell", "what"],
+            registry=r,
+        )
+        self.agent_errors = Counter(
+            "cellfed_cell_agent_command_errors_total",
+            "Commands a compute agent reported failed, by libvirt call.",
+            ["cell", "call"],
+            registry=r,
+        )

@@ -1,0 +1,128 @@
+"""Publishes the cell's thin global state (index rows, tenant listing rows, the capacity summary) to the
+global keyspace at LOCAL_QUORUM, off the request path.
+
+The cell's keyspace is the truth; these rows are a projection. A failed publish is retried with backoff
+and, because only the newest state per instance is kept in the queue, a burst of changes costs one write
+each. A full republish runs at start so a crash between persisting and publishing loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from cell.lifecycle import State
+from cell.records import CellInstance
+from replication.model import CapacitySummary, IndexEntry, InstanceStatus, ListingEntry
+from replication.store import CapacityBoard, InstanceIndex, TenantListing
+
+log = logging.getLogger(__name__)
+
+_RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class Publisher:
+    def __init__(
+        self,
+        *,
+        cell_id: str,
+        site_id: str,
+        index: InstanceIndex,
+        listing: TenantListing,
+        capacity: CapacityBoard,
+        on_error: Callable[[str], None] = lambda what: None,
+    ) -> None:
+        self._cell_id, self._site_id = cell_id, site_id
+        self._index, self._listing, self._capacity = index, listing, capacity
+        self._on_error = on_error
+        self._latest: dict[str, CellInstance] = {}
+        self._published_names: dict[str, str] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def instance_changed(self, inst: CellInstance) -> None:
+        self._latest[inst.spec.instance_id] = inst
+        self._idle.clear()
+        self._wake.set()
+
+    async def publish_capacity(self, summary: CapacitySummary) -> None:
+        try:
+            await self._capacity.publish(summary)
+        except Exception as exc:  # the next periodic publish retries; never fail the caller
+            self._on_error("capacity")
+            log.warning("capacity publish failed: %s", exc)
+
+    async def drained(self, timeout_s: float) -> bool:
+        """Waits until every queued change is published (tests and graceful stop)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+            return True
+        except TimeoutError:
+            return False
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._latest:
+                instance_id, inst = next(iter(self._latest.items()))
+                del self._latest[instance_id]
+                await self._publish_with_retry(inst)
+            self._idle.set()
+
+    async def _publish_with_retry(self, inst: CellInstance) -> None:
+        for attempt, delay in enumerate((*_RETRY_S, None)):
+            try:
+                await self._publish(inst)
+                return
+            except Exception as exc:
+                self._on_error("index")
+                if delay is None or instance_newer_queued(self._latest, inst):
+                    log.warning("giving up publishing %s after %d tries: %s", inst.spec.instance_id, attempt + 1, exc)
+                    if delay is None:  # keep it for the next pass rather than lose it
+                        self._latest.setdefault(inst.spec.instance_id, inst)
+                        await asyncio.sleep(_RETRY_S[-1])
+                    return
+                await asyncio.sleep(delay)
+
+    async def _publish(self, inst: CellInstance) -> None:
+        spec, rec = inst.spec, inst.record
+        status = InstanceStatus(rec.state.value)
+        listing = ListingEntry(
+            tenant=spec.tenant,
+            instance_id=spec.instance_id,
+            name=spec.display_name,
+            created_at_ms=spec.created_ms,
+            owner_cell=self._cell_id,
+            site_id=self._site_id,
+            flavor=spec.flavor.name,
+            status=status,
+            updated_at_ms=rec.updated_ms,
+        )
+        if rec.state is State.DELETED:
+            await self._listing.delete(listing, at_ms=rec.updated_ms)
+            await self._index.delete(spec.instance_id, at_ms=rec.updated_ms)
+            self._published_names.pop(spec.instance_id, None)
+            return
+        await self._index.put(
+            IndexEntry(
+                instance_id=spec.instance_id,
+                home_cell=spec.instance_id.rpartition(".")[0],
+                owner_cell=self._cell_id,
+                tenant=spec.tenant,
+                name=spec.display_name,
+                flavor=spec.flavor.name,
+                status=status,
+                created_at_ms=spec.created_ms,
+                updated_at_ms=rec.updated_ms,
+            )
+        )
+        await self._listing.put(listing)
+        self._published_names[spec.instance_id] = spec.display_name
+
+
+def instance_newer_queued(queue: dict[str, CellInstance], inst: CellInstance) -> bool:
+    """A newer state of the same instance is waiting: publishing this one is pointless."""
+    newer = queue.get(inst.spec.instance_id)
+    return newer is not None and newer.record.version > inst.record.version

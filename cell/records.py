@@ -1,0 +1,85 @@
+"""An instance as the controller keeps it: the user's spec (immutable after build) plus the lifecycle
+record (cell.lifecycle.Instance), and the conversion to and from the cell keyspace row. Pure."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import asdict, dataclass, field
+
+from cell.lifecycle import Fault, Instance, State
+from cell.placement import Flavor
+from replication.cell_records import InstanceRow
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    instance_id: str
+    tenant: str
+    display_name: str
+    flavor: Flavor
+    image: str
+    created_ms: int
+    user_data: bytes = b""
+    labels: dict[str, str] = field(default_factory=dict)
+    request_id: str = ""
+    spread_group: str = ""
+
+    def same_request(self, other: InstanceSpec) -> bool:
+        """A repeated build of the same id must ask for the same thing (created_ms aside)."""
+        return (self.tenant, self.display_name, self.flavor, self.image, self.user_data, self.labels) == (
+            other.tenant, other.display_name, other.flavor, other.image, other.user_data, other.labels,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CellInstance:
+    spec: InstanceSpec
+    record: Instance
+    holds_claim: bool  # whether the capacity ledger holds a claim for it (rebuilt from this on restart)
+
+
+def to_row(inst: CellInstance) -> InstanceRow:
+    spec, rec = inst.spec, inst.record
+    extra = {
+        "flavor": asdict(spec.flavor),
+        "user_data": base64.b64encode(spec.user_data).decode(),
+        "request_id": spec.request_id,
+        "spread_group": spec.spread_group,
+        "holds_claim": inst.holds_claim,
+    }
+    return InstanceRow(
+        instance_id=spec.instance_id,
+        tenant=spec.tenant,
+        name=spec.display_name,
+        flavor=spec.flavor.name,
+        image=spec.image,
+        host_id=rec.host_id,
+        status=rec.state.value,
+        version=rec.version,
+        created_ms=spec.created_ms,
+        updated_ms=rec.updated_ms,
+        fault_code=rec.fault.code if rec.fault else "",
+        fault_message=rec.fault.message if rec.fault else "",
+        spec_json=json.dumps(extra, sort_keys=True),
+        labels=dict(spec.labels),
+    )
+
+
+def from_row(row: InstanceRow) -> CellInstance:
+    extra = json.loads(row.spec_json or "{}")
+    spec = InstanceSpec(
+        instance_id=row.instance_id,
+        tenant=row.tenant,
+        display_name=row.name,
+        flavor=Flavor(**extra["flavor"]),
+        image=row.image,
+        created_ms=row.created_ms,
+        user_data=base64.b64decode(extra.get("user_data", "")),
+        labels=dict(row.labels),
+        request_id=extra.get("request_id", ""),
+        spread_group=extra.get("spread_group", ""),
+    )
+    fault = Fault(row.fault_code, row.fault_message) if row.fault_code else None
+    record = Instance(row.instance_id, row.host_id, State(row.status), row.version, row.updated_ms, fault)
+    return CellInstance(spec, record, bool(extra.get("holds_claim", False)))

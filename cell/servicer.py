@@ -1,0 +1,152 @@
+"""The Cell API servicer: decode, validate, call the controller, encode. Tenant isolation is enforced
+here again (routers enforce it too): every instance call names a tenant, and another tenant's instance
+reads exactly like a missing one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from cell import lifecycle as lc
+from cell.controller import CellController
+from cell.convert import flavor_from_proto, instance_to_proto
+from cell.records import InstanceSpec
+from cell.upkeep import capacity_summary
+from cell.validation import check_batch, check_build, check_instance_ref
+from cellfed.v1 import cell_pb2, cell_pb2_grpc, common_pb2
+from fedlib.errors import CellfedError, InvalidArgument
+from fedrpc.handlers import unary
+from fedrpc.status import abort_with
+
+_PAGE_MAX = 500
+
+
+class CellServicer(cell_pb2_grpc.CellServiceServicer):
+    def __init__(self, controller: CellController) -> None:
+        self._c = controller
+
+    def count_request(self, method: str, code: str) -> None:
+        self._c.metrics.requests.labels(self._c.settings.cell_id, method, code).inc()
+
+    @unary()
+    async def BuildInstance(self, request: cell_pb2.BuildInstanceRequest, context: grpc.aio.ServicerContext) -> common_pb2.Instance:  # noqa: N802,E501
+        c = self._c
+        labels = dict(request.labels)
+        check_build(
+            cell_id=c.settings.cell_id, instance_id=request.instance_id, tenant=request.tenant,
+            display_name=request.display_name, image=request.image, user_data=request.user_data,
+            labels=labels, spread_group=request.spread_group,
+        )  # fmt: skip
+        if not request.HasField("flavor"):
+            raise InvalidArgument("flavor is required", field="flavor")
+        spec = InstanceSpec(
+            instance_id=request.instance_id,
+            tenant=request.tenant,
+            display_name=request.display_name,
+            flavor=flavor_from_proto(request.flavor),
+            image=request.image,
+            created_ms=c.now_ms(),
+            user_data=request.user_data,
+            labels=labels,
+            request_id=request.request_id,
+            spread_group=request.spread_group,
+        )
+        return instance_to_proto(c, await c.build(spec))
+
+    @unary()
+    async def GetInstance(self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext) -> common_pb2.Instance:  # noqa: N802,E501
+        check_instance_ref(request.instance_id, request.tenant, tenant_required=False)
+        return instance_to_proto(self._c, self._c.find(request.instance_id, request.tenant))
+
+    @unary()
+    async def BatchGetInstances(self, request: cell_pb2.BatchGetInstancesRequest, context: grpc.aio.ServicerContext) -> cell_pb2.BatchGetInstancesResponse:  # noqa: N802,E501
+        ids = list(request.instance_ids)
+        check_batch(ids)
+        out = cell_pb2.BatchGetInstancesResponse()
+        known = self._c.all_by_id()
+        for iid in ids:
+            inst = known.get(iid)
+            if inst is None or (request.tenant and inst.spec.tenant != request.tenant):
+                out.missing_ids.append(iid)
+            else:
+                out.instances.append(instance_to_proto(self._c, inst))
+        return out
+
+    @unary()
+    async def ListInstances(self, request: cell_pb2.CellListInstancesRequest, context: grpc.aio.ServicerContext) -> cell_pb2.CellListInstancesResponse:  # noqa: N802,E501
+        size = request.page_size or 100
+        if not 1 <= size <= _PAGE_MAX:
+            raise InvalidArgument(f"page_size must be 1-{_PAGE_MAX}", field="page_size")
+        items = [
+            i for i in self._c.instances_of(request.tenant)
+            if i.spec.instance_id > request.page_token and (not request.host or i.record.host_id == request.host)
+        ]  # fmt: skip
+        page = items[:size]
+        out = cell_pb2.CellListInstancesResponse(instances=[instance_to_proto(self._c, i) for i in page])
+        if len(items) > size:
+            out.next_page_token = page[-1].spec.instance_id  # ids are opaque to callers; keyset paging
+        return out
+
+    async def _act(self, request: cell_pb2.CellInstanceRequest, event: lc.Event) -> common_pb2.Instance:
+        check_instance_ref(request.instance_id, request.tenant, tenant_required=False)
+        return instance_to_proto(self._c, await self._c.request(request.instance_id, request.tenant, event))
+
+    @unary()
+    async def DeleteInstance(self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext) -> common_pb2.Instance:  # noqa: N802,E501
+        return await self._act(request, lc.Delete())
+
+    @unary()
+    async def StartInstance(self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext) -> common_pb2.Instance:  # noqa: N802,E501
+        return await self._act(request, lc.Start())
+
+    @unary()
+    async def StopInstance(self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext) -> common_pb2.Instance:  # noqa: N802,E501
+        return await self._act(request, lc.Stop())
+
+    @unary()
+    async def RebootInstance(self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext) -> common_pb2.Instance:  # noqa: N802,E501
+        return await self._act(request, lc.Reboot())
+
+    async def WatchInstance(self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[common_pb2.InstanceEvent]:  # noqa: N802,E501
+        try:
+            check_instance_ref(request.instance_id, request.tenant, tenant_required=False)
+            async for inst, reason in self._c.watch(request.instance_id, request.tenant):
+                event = common_pb2.InstanceEvent(instance=instance_to_proto(self._c, inst), reason=reason)
+                event.event_time.FromMilliseconds(inst.record.updated_ms)
+                yield event
+        except CellfedError as exc:
+            await abort_with(context, exc)
+
+    @unary()
+    async def GetCellStatus(self, request: cell_pb2.GetCellStatusRequest, context: grpc.aio.ServicerContext) -> cell_pb2.CellStatus:  # noqa: N802,E501
+        return self._status()
+
+    @unary()
+    async def SetCellDrained(self, request: cell_pb2.SetCellDrainedRequest, context: grpc.aio.ServicerContext) -> cell_pb2.CellStatus:  # noqa: N802,E501
+        self._c.drained = request.drained
+        return self._status()
+
+    def _status(self) -> cell_pb2.CellStatus:
+        c = self._c
+        s = capacity_summary(c)
+        out = cell_pb2.CellStatus(
+            cell=c.settings.cell_id, site=c.settings.site_id, region=c.settings.region, drained=c.drained,
+            health=common_pb2.DRAINED if c.drained else (common_pb2.HEALTHY if s.hosts_up else common_pb2.DEGRADED),
+            capacity=common_pb2.Capacity(
+                vcpus_total=s.vcpus_total, vcpus_free=s.vcpus_free, memory_mb_total=s.mem_mb_total,
+                memory_mb_free=s.mem_mb_free, disk_gb_total=s.disk_gb_total, disk_gb_free=s.disk_gb_free,
+                hosts_up=s.hosts_up, hosts_total=len(c.hosts.all()), instances=s.instances,
+            ),
+        )  # fmt: skip
+        now = c.now_ms()
+        for h in c.hosts.all():
+            host = out.hosts.add(host=h.host_id, up=c.hosts.is_up(h.host_id, now), disabled=h.disabled,
+                                 libvirt_uri=h.libvirt_uri)  # fmt: skip
+            if h.last_seen_ms is not None:
+                host.last_heartbeat.FromMilliseconds(h.last_seen_ms)
+        for inst in c.all_instances():
+            status = c.observed(inst).status.value
+            out.instances_by_status[status] = out.instances_by_status[status] + 1
+        out.observed_at.FromMilliseconds(now)
+        return out

@@ -1,0 +1,86 @@
+"""The controller's periodic work, each a loop with its own interval: push desired state to every
+connected host (level-triggered convergence), fail builds that never finished, publish the capacity
+summary, refresh gauges. Loops log and continue on errors; they never stop the process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from cell import lifecycle as lc
+from cell.controller import CellController
+from cell.placement import summarize
+from cell.publisher import Publisher
+from replication.model import CapacitySummary
+
+log = logging.getLogger(__name__)
+
+
+async def every(interval_s: float, work: Callable[[], Awaitable[None]], name: str) -> None:
+    while True:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; retrying in %.1fs", name, interval_s)
+        await asyncio.sleep(interval_s)
+
+
+async def push_desired_state(c: CellController) -> None:
+    now = c.now_ms()
+    for host in c.hosts.all():
+        if host.connected:
+            c.agents.desired_state(host.host_id, c.all_instances(), now)
+
+
+async def fail_stuck_builds(c: CellController) -> None:
+    """No instance stays BUILDING forever: past the build timeout it becomes ERROR with that fault."""
+    now = c.now_ms()
+    limit = c.settings.build_timeout_ms
+    stuck = [
+        i for i in c.all_instances() if i.record.state is lc.State.BUILDING and now - i.spec.created_ms > limit
+    ]
+    for inst in stuck:
+        async with c.lock:
+            fault = lc.Fault("BUILD_TIMEOUT", f"the build did not finish within {limit // 1000}s")
+            await c.apply_locked(c.all_by_id()[inst.spec.instance_id], lc.BuildFailed(fault), "build timed out")
+
+
+def capacity_summary(c: CellController) -> CapacitySummary:
+    s = summarize(c.host_views())
+    live = sum(1 for i in c.all_instances() if i.record.state is not lc.State.DELETED)
+    return CapacitySummary(
+        cell_id=c.settings.cell_id,
+        vcpus_total=s.capacity.vcpus,
+        vcpus_free=s.free.vcpus,
+        mem_mb_total=s.capacity.memory_mb,
+        mem_mb_free=s.free.memory_mb,
+        disk_gb_total=s.capacity.disk_gb,
+        disk_gb_free=s.free.disk_gb,
+        instances=live,
+        hosts_up=s.hosts_up,
+        updated_at_ms=c.now_ms(),
+    )
+
+
+async def publish_capacity(c: CellController, publisher: Publisher) -> None:
+    await publisher.publish_capacity(capacity_summary(c))
+
+
+async def refresh_gauges(c: CellController) -> None:
+    m, cell, now = c.metrics, c.settings.cell_id, c.now_ms()
+    counts = Counter(c.observed(i).status.value for i in c.all_instances())
+    for state in lc.State:
+        m.instances.labels(cell, state.value).set(counts.get(state.value, 0))
+    s = summarize(c.host_views())
+    for state, value in (("total", s.capacity), ("used", s.used), ("free", s.free)):
+        m.vcpus.labels(cell, state).set(value.vcpus)
+        m.memory.labels(cell, state).set(value.memory_mb * 1024 * 1024)
+        m.disk.labels(cell, state).set(value.disk_gb * 1024**3)
+    m.hosts_up.labels(cell).set(s.hosts_up)
+    for host in c.hosts.all():
+        if host.last_seen_ms is not None:
+            m.heartbeat_age.labels(cell, host.host_id).set(max(0, now - host.last_seen_ms) / 1000)

@@ -1,0 +1,63 @@
+"""Validation of Cell API requests: every field checked, errors name the field. Pure."""
+
+from __future__ import annotations
+
+from fedlib.catalog import check_image
+from fedlib.errors import InvalidArgument
+from fedlib.ids import parse_instance_id
+from fedlib.names import check_display_name, check_id, check_tenant
+
+MAX_USER_DATA = 64 * 1024
+MAX_LABELS = 32
+MAX_LABEL_KEY = 63
+MAX_LABEL_VALUE = 255
+MAX_BATCH = 500
+
+
+def check_build(
+    *, cell_id: str, instance_id: str, tenant: str, display_name: str, image: str, user_data: bytes,
+    labels: dict[str, str], spread_group: str,
+) -> None:  # fmt: skip
+    iid = parse_instance_id(instance_id)
+    if iid.home_cell != cell_id:
+        raise InvalidArgument(
+            f"instance_id {instance_id!r} names home cell {iid.home_cell!r}, not this cell {cell_id!r}",
+            field="instance_id",
+        )
+    check_tenant(tenant)
+    check_display_name(display_name, "display_name")
+    check_image(image)
+    check_user_data(user_data)
+    check_labels(labels)
+    if spread_group:
+        check_id(spread_group, "spread_group")
+
+
+def check_user_data(user_data: bytes) -> None:
+    if len(user_data) > MAX_USER_DATA:
+        raise InvalidArgument(
+            f"user_data is {len(user_data)} bytes; the limit is {MAX_USER_DATA}", field="user_data"
+        )
+
+
+def check_labels(labels: dict[str, str]) -> None:
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument(f"labels has {len(labels)} entries; the limit is {MAX_LABELS}", field="labels")
+    for key, value in labels.items():
+        if not key or len(key) > MAX_LABEL_KEY:
+            raise InvalidArgument(f"label key {key[:80]!r} must be 1-{MAX_LABEL_KEY} chars", field="labels")
+        if len(value) > MAX_LABEL_VALUE:
+            raise InvalidArgument(f"label {key!r} value exceeds {MAX_LABEL_VALUE} chars", field=f"labels.{key}")
+
+
+def check_instance_ref(instance_id: str, tenant: str, *, tenant_required: bool) -> None:
+    parse_instance_id(instance_id)
+    if tenant or tenant_required:
+        check_tenant(tenant)
+
+
+def check_batch(ids: list[str]) -> None:
+    if len(ids) > MAX_BATCH:
+        raise InvalidArgument(f"instance_ids has {len(ids)} entries; the limit is {MAX_BATCH}", field="instance_ids")
+    for i in ids:
+        parse_instance_id(i, "instance_ids")

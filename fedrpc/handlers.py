@@ -1,0 +1,50 @@
+"""One wrapper for every unary handler: fedlib errors become their mapped status (with details),
+anything unexpected becomes INTERNAL with a log line (never a crashed process), and every call is counted
+by method and code through the servicer's `count_request(method, code)` when it has one."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from fedlib.errors import CellfedError
+from fedrpc.status import abort_with, status_code_for
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+
+def unary() -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
+    def wrap(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+        method = fn.__name__
+
+        @functools.wraps(fn)
+        async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+            code = "OK"
+            try:
+                return await fn(self, request, context)
+            except CellfedError as exc:
+                code = status_code_for(exc).name
+                await abort_with(context, exc)
+                raise  # unreachable: abort raises
+            except grpc.aio.AbortError:
+                code = context.code().name if context.code() else "UNKNOWN"
+                raise
+            except Exception:
+                code = "INTERNAL"
+                log.exception("%s failed", method)
+                await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log")
+                raise
+            finally:
+                count = getattr(self, "count_request", None)
+                if count is not None:
+                    count(method, code)
+
+        return handler
+
+    return wrap

@@ -1,0 +1,1 @@
+"""Benchmarks of cellfed parts, run by `cellfed bench`: pure functions that measure and return numbers."""

@@ -1,0 +1,78 @@
+"""What every Cassandra-backed aggregate shares: prepared statements, request-path consistency, paging."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from fedlib.errors import ConfigError
+from replication.cql.session import CqlResult, CqlSession
+
+# The request path never waits on the WAN (DESIGN principle 3): LOCAL_* levels only.
+READ = "LOCAL_QUORUM"
+WRITE = "LOCAL_QUORUM"
+SERIAL = "LOCAL_SERIAL"
+# Directory-like tables live in one partition per table (see replication.schema); bucket 0 for now.
+BUCKET = 0
+_PAGE_ROWS = 1000
+_KEYSPACE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+
+
+def check_keyspace(keyspace: str, field: str = "keyspace") -> str:
+    """Keyspace names are interpolated into CQL, so they must be plain identifiers."""
+    if not _KEYSPACE.match(keyspace or ""):
+        raise ConfigError(
+            f"{field} {keyspace!r} must be 1-48 chars of [a-z0-9_] starting with a letter", field=field
+        )
+    return keyspace
+
+
+def ts_us(ms: int) -> int:
+    """The write timestamp of a row stamped with epoch milliseconds (Cassandra counts microseconds)."""
+    return ms * 1000
+
+
+class CqlTable:
+    """A keyspace-bound aggregate; statements are prepared once per session (CqlSession caches them)."""
+
+    def __init__(self, session: CqlSession, keyspace: str) -> None:
+        self.session = session
+        self.ks = check_keyspace(keyspace)
+
+    async def run(
+        self,
+        cql: str,
+        params: Sequence[Any],
+        *,
+        idempotent: bool = True,
+        consistency: str = WRITE,
+        serial: str | None = None,
+        fetch_size: int | None = None,
+        paging_state: bytes | None = None,
+    ) -> CqlResult:
+        prepared = await self.session.prepare(cql)
+        return await self.session.execute(
+            prepared,
+            params,
+            consistency=consistency,
+            serial_consistency=serial,
+            idempotent=idempotent,
+            fetch_size=fetch_size,
+            paging_state=paging_state,
+        )
+
+    async def read(self, cql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """Every row, page by page (directory-sized results only)."""
+        rows: list[dict[str, Any]] = []
+        state: bytes | None = None
+        while True:
+            result = await self.run(cql, params, consistency=READ, fetch_size=_PAGE_ROWS, paging_state=state)
+            rows.extend(result.rows)
+            state = result.paging_state
+            if state is None:
+                return rows
+
+    async def read_one(self, cql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+        result = await self.run(cql, params, consistency=READ)
+        return result.rows[0] if result.rows else None

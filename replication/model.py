@@ -1,0 +1,267 @@
+"""The rows of the global keyspace as frozen, validated values.
+
+Every time is an epoch-milliseconds int passed in by the caller: nothing here reads a clock, so the same
+values drive the Cassandra adapter, the in-memory twin and pure tests alike. `updated_at_ms` doubles as
+the write timestamp of the row (last writer by the owner's clock wins), so a late, out-of-order publish
+from a cell can never roll a row back.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from fedlib.errors import InvalidArgument
+from fedlib.ids import parse_instance_id
+from fedlib.names import check_display_name, check_id, check_tenant
+
+# Cassandra write timestamps are microseconds in a signed 64-bit long; ms * 1000 must fit.
+_MAX_MS = (1 << 63) // 1000 - 1
+_MAX_TTL_S = 20 * 365 * 24 * 3600
+
+
+class SiteState(enum.StrEnum):
+    ENABLED = "ENABLED"
+    DRAINED = "DRAINED"  # an operator took the whole site out of placement
+    OFFLINE = "OFFLINE"  # the slow detector declared it gone; nothing is moved automatically
+
+
+class CellState(enum.StrEnum):
+    ENABLED = "ENABLED"
+    DRAINED = "DRAINED"
+    DISABLED = "DISABLED"
+
+
+class InstanceStatus(enum.StrEnum):
+    """Coarse status as stored; UNKNOWN is never stored (readers derive it from data age)."""
+
+    BUILDING = "BUILDING"
+    ACTIVE = "ACTIVE"
+    STOPPED = "STOPPED"
+    REBOOTING = "REBOOTING"
+    ERROR = "ERROR"
+    DELETING = "DELETING"
+    DELETED = "DELETED"
+
+
+def check_ms(value: int, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_MS:
+        raise InvalidArgument(
+            f"{field} {value!r} must be epoch milliseconds (a non-negative int)", field=field
+        )
+    return value
+
+
+def check_ttl(value: int, field: str = "ttl_s") -> int:
+    # Cassandra refuses TTLs above 20 years; a TTL of 0 would mean "never expires", never what a caller means.
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_TTL_S:
+        raise InvalidArgument(f"{field} {value!r} must be 1-{_MAX_TTL_S} seconds", field=field)
+    return value
+
+
+def _check_count(value: int, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgument(f"{field} {value!r} must be a non-negative int", field=field)
+    return value
+
+
+def _check_endpoint(value: str, field: str) -> str:
+    # host:port or a URL; only shape matters here, the dialler validates the rest.
+    if not value or len(value) > 255 or any(c.isspace() for c in value):
+        raise InvalidArgument(f"{field} {value!r} must be a non-empty endpoint without spaces", field=field)
+    return value
+
+
+@dataclass(frozen=True)
+class Site:
+    site_id: str
+    region: str
+    lat: float
+    lon: float
+    router_endpoint: str
+    state: SiteState
+    updated_at_ms: int
+
+    def __post_init__(self) -> None:
+        check_id(self.site_id, "site_id")
+        check_id(self.region, "region")
+        if not (-90.0 <= self.lat <= 90.0 and -180.0 <= self.lon <= 180.0):
+            raise InvalidArgument(f"coordinates ({self.lat}, {self.lon}) out of range", field="lat")
+        _check_endpoint(self.router_endpoint, "router_endpoint")
+        object.__setattr__(self, "state", SiteState(self.state))
+        check_ms(self.updated_at_ms, "updated_at_ms")
+
+
+@dataclass(frozen=True)
+class Cell:
+    cell_id: str
+    site_id: str
+    region: str
+    endpoint: str
+    state: CellState
+    updated_at_ms: int
+
+    def __post_init__(self) -> None:
+        check_id(self.cell_id, "cell_id")
+        check_id(self.site_id, "site_id")
+        check_id(self.region, "region")
+        _check_endpoint(self.endpoint, "endpoint")
+        object.__setattr__(self, "state", CellState(self.state))
+        check_ms(self.updated_at_ms, "updated_at_ms")
+
+
+@dataclass(frozen=True)
+class RouterMember:
+    router_id: str
+    site_id: str
+    endpoint: str
+    heartbeat_at_ms: int
+
+    def __post_init__(self) -> None:
+        check_id(self.router_id, "router_id")
+        check_id(self.site_id, "site_id")
+        _check_endpoint(self.endpoint, "endpoint")
+        check_ms(self.heartbeat_at_ms, "heartbeat_at_ms")
+
+
+@dataclass(frozen=True)
+class CapacitySummary:
+    """One row per cell, written only by that cell (so concurrent writers never race on it)."""
+
+    cell_id: str
+    vcpus_total: int
+    vcpus_free: int
+    mem_mb_total: int
+    mem_mb_free: int
+    disk_gb_total: int
+    disk_gb_free: int
+    instances: int
+    hosts_up: int
+    updated_at_ms: int
+
+    def __post_init__(self) -> None:
+        check_id(self.cell_id, "cell_id")
+        for name in ("vcpus", "mem_mb", "disk_gb"):
+            total = _check_count(getattr(self, f"{name}_total"), f"{name}_total")
+            if _check_count(getattr(self, f"{name}_free"), f"{name}_free") > total:
+                raise InvalidArgument(f"{name}_free exceeds {name}_total", field=f"{name}_free")
+        _check_count(self.instances, "instances")
+        _check_count(self.hosts_up, "hosts_up")
+        check_ms(self.updated_at_ms, "updated_at_ms")
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """Where an instance lives and its coarse state: an index, never the truth of runtime state."""
+
+    instance_id: str
+    home_cell: str
+    owner_cell: str
+    tenant: str
+    name: str
+    flavor: str
+    status: InstanceStatus
+    created_at_ms: int
+    updated_at_ms: int
+
+    def __post_init__(self) -> None:
+        _check_instance(self.instance_id, self.home_cell)
+        check_id(self.owner_cell, "owner_cell")
+        check_tenant(self.tenant)
+        check_display_name(self.name)
+        check_display_name(self.flavor, "flavor")
+        object.__setattr__(self, "status", InstanceStatus(self.status))
+        check_ms(self.created_at_ms, "created_at_ms")
+        check_ms(self.updated_at_ms, "updated_at_ms")
+
+
+@dataclass(frozen=True)
+class ListingEntry:
+    """One instance in its tenant's listing; `site_id` is denormalised so a site filter needs no join."""
+
+    tenant: str
+    instance_id: str
+    name: str
+    created_at_ms: int
+    owner_cell: str
+    site_id: str
+    flavor: str
+    status: InstanceStatus
+    updated_at_ms: int
+
+    def __post_init__(self) -> None:
+        check_tenant(self.tenant)
+        parse_instance_id(self.instance_id)
+        check_display_name(self.name)
+        check_ms(self.created_at_ms, "created_at_ms")
+        check_id(self.owner_cell, "owner_cell")
+        check_id(self.site_id, "site_id")
+        check_display_name(self.flavor, "flavor")
+        object.__setattr__(self, "status", InstanceStatus(self.status))
+        check_ms(self.updated_at_ms, "updated_at_ms")
+
+    @staticmethod
+    def from_index(entry: IndexEntry, site_id: str) -> ListingEntry:
+        return ListingEntry(
+            tenant=entry.tenant,
+            instance_id=entry.instance_id,
+            name=entry.name,
+            created_at_ms=entry.created_at_ms,
+            owner_cell=entry.owner_cell,
+            site_id=site_id,
+            flavor=entry.flavor,
+            status=entry.status,
+            updated_at_ms=entry.updated_at_ms,
+        )
+
+
+@dataclass(frozen=True)
+class ListPage:
+    entries: tuple[ListingEntry, ...]
+    # None when the listing is exhausted. A page may hold fewer entries than asked (even none) with a
+    # token: a selective filter stops at its scan budget rather than making one page cost the whole list.
+    next_token: str | None
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """A claim of (tenant, request id) made in `region` (the claiming router's DC)."""
+
+    region: str
+    tenant: str
+    request_id: str
+    instance_id: str
+    fingerprint: str
+    created_at_ms: int
+
+    def __post_init__(self) -> None:
+        check_id(self.region, "region")
+        check_tenant(self.tenant)
+        check_request_id(self.request_id)
+        parse_instance_id(self.instance_id)
+        if not 1 <= len(self.fingerprint) <= 128:
+            raise InvalidArgument("fingerprint must be 1-128 chars", field="fingerprint")
+        check_ms(self.created_at_ms, "created_at_ms")
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """`won` is True when this call created the record; otherwise `record` is the earlier claim."""
+
+    record: IdempotencyRecord
+    won: bool
+
+
+def check_request_id(value: str, field: str = "request_id") -> str:
+    ok = 1 <= len(value or "") <= 64 and all(c.isascii() and (c.isalnum() or c in "_-") for c in value)
+    if not ok:
+        raise InvalidArgument(f"{field} {value!r} must be 1-64 chars of [A-Za-z0-9_-]", field=field)
+    return value
+
+
+def _check_instance(instance_id: str, home_cell: str) -> None:
+    parsed = parse_instance_id(instance_id)
+    if parsed.home_cell != home_cell:
+        raise InvalidArgument(
+            f"home_cell {home_cell!r} differs from the cell encoded in {instance_id!r}", field="home_cell"
+        )

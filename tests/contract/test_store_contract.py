@@ -1,0 +1,306 @@
+"""The store contract: every test runs against the in-memory twin and against real Cassandra (3 DCs).
+
+What the twin promises, Cassandra keeps: last-writer-wins by the owner's timestamps, TTL expiry, keyset
+paging with opaque tokens, and claim-once idempotency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from fedlib.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from fedlib.ids import new_instance_id
+from replication.model import (
+    CapacitySummary,
+    Cell,
+    CellState,
+    IdempotencyRecord,
+    IndexEntry,
+    InstanceStatus,
+    ListingEntry,
+    RouterMember,
+    Site,
+    SiteState,
+)
+from replication.paging import ListFilter, ListOrder, ListQuery, sort_key
+from replication.store import IdempotencyLedger, TenantListing
+from tests.contract.conftest import LOCAL, PEER, Harness
+
+T0 = 1_750_000_000_000
+
+
+def _site(site_id: str, at: int, state: SiteState = SiteState.ENABLED) -> Site:
+    return Site(site_id, "eu-west", 48.85, 2.35, f"{site_id}.example:7000", state, at)
+
+
+async def test_sites_last_writer_wins_by_timestamp(h: Harness) -> None:
+    d, sid = h.store.directory, f"par-{h.unique}"
+    with pytest.raises(NotFound):
+        await d.get_site(sid)
+    await d.put_site(_site(sid, T0 + 10))
+    await d.put_site(_site(sid, T0 + 5, SiteState.DRAINED))  # older report arriving late: ignored
+    assert (await d.get_site(sid)).state is SiteState.ENABLED
+    await d.put_site(_site(sid, T0 + 20, SiteState.DRAINED))
+    assert await d.get_site(sid) == _site(sid, T0 + 20, SiteState.DRAINED)
+    await d.delete_site(sid, at_ms=T0 + 30)
+    await d.put_site(_site(sid, T0 + 25))  # older than the delete: does not resurrect
+    with pytest.raises(NotFound):
+        await d.get_site(sid)
+
+
+async def test_directory_lists_sorted(h: Harness) -> None:
+    d = h.store.directory
+    ids = [f"{p}-{h.unique}" for p in ("zrh", "ams", "lis")]
+    for i, sid in enumerate(ids):
+        await d.put_site(_site(sid, T0 + i))
+        await d.put_cell(Cell(f"c{sid}", sid, "eu-west", f"{sid}:7100", CellState.ENABLED, T0 + i))
+    sites = [s.site_id for s in await d.list_sites() if s.site_id.endswith(h.unique)]
+    assert sites == sorted(ids)
+    cells = [c for c in await d.list_cells() if c.cell_id.endswith(h.unique)]
+    assert [c.cell_id for c in cells] == sorted(f"c{sid}" for sid in ids)
+    await d.put_cell(Cell(f"c{ids[0]}", ids[0], "eu-west", "x:1", CellState.DRAINED, T0 + 9))
+    assert (await d.get_cell(f"c{ids[0]}")).state is CellState.DRAINED
+    await d.delete_cell(f"c{ids[0]}", at_ms=T0 + 10)
+    with pytest.raises(NotFound):
+        await d.get_cell(f"c{ids[0]}")
+    with pytest.raises(InvalidArgument):
+        await d.get_site("Not An Id")
+
+
+async def test_heartbeats_expire(h: Harness) -> None:
+    r = h.store.routers
+    a = RouterMember(f"ra-{h.unique}", "par1", "ra:7000", h.now_ms())
+    b = RouterMember(f"rb-{h.unique}", "par1", "rb:7000", h.now_ms())
+    await r.heartbeat(a, ttl_s=1)
+    await r.heartbeat(b, ttl_s=60)
+
+    def mine(members: list[RouterMember]) -> list[str]:
+        return [m.router_id for m in members if m.router_id.endswith(h.unique)]
+
+    assert mine(await r.live_members()) == [a.router_id, b.router_id]
+    await h.advance(2.5)
+    assert mine(await r.live_members()) == [b.router_id]
+    await r.heartbeat(a, ttl_s=60)
+    await r.leave(b.router_id)
+    assert mine(await r.live_members()) == [a.router_id]
+    with pytest.raises(InvalidArgument):
+        await r.heartbeat(a, ttl_s=0)
+
+
+def _capacity(cell: str, free: int, at: int) -> CapacitySummary:
+    return CapacitySummary(cell, 64, free, 262144, 1024 * free, 4000, 100, 3, 4, at)
+
+
+async def test_capacity_upsert(h: Harness) -> None:
+    c, cell = h.store.capacity, f"cell-{h.unique}"
+    with pytest.raises(NotFound):
+        await c.get(cell)
+    await c.publish(_capacity(cell, 10, T0 + 1))
+    await c.publish(_capacity(cell, 8, T0 + 3))
+    await c.publish(_capacity(cell, 9, T0 + 2))  # stale: ignored
+    assert await c.get(cell) == _capacity(cell, 8, T0 + 3)
+    await c.publish(_capacity(f"a{cell}", 1, T0))
+    assert [s.cell_id for s in await c.all() if s.cell_id.endswith(h.unique)] == [f"a{cell}", cell]
+    await c.remove(cell, at_ms=T0 + 4)
+    with pytest.raises(NotFound):
+        await c.get(cell)
+
+
+def _index(cell: str, n: int, status: InstanceStatus, at: int) -> IndexEntry:
+    iid = str(new_instance_id(cell, T0 + n, n))
+    return IndexEntry(iid, cell, cell, "acme", f"vm-{n}", "m1-small", status, T0 + n, at)
+
+
+async def test_index_put_get_delete(h: Harness) -> None:
+    ix, cell = h.store.index, f"cell-{h.unique}"
+    e = _index(cell, 1, InstanceStatus.BUILDING, T0 + 1)
+    with pytest.raises(NotFound):
+        await ix.get(e.instance_id)
+    await ix.put(e)
+    assert await ix.get(e.instance_id) == e
+    active = _index(cell, 1, InstanceStatus.ACTIVE, T0 + 2)
+    await ix.put(active)
+    await ix.put(e)  # the BUILDING report again, late: ignored
+    assert await ix.get(e.instance_id) == active
+    await ix.delete(e.instance_id, at_ms=T0 + 3)
+    with pytest.raises(NotFound):
+        await ix.get(e.instance_id)
+    with pytest.raises(InvalidArgument):
+        await ix.get("not-an-instance-id")
+
+
+def _listing(tenant: str, n: int, rng: random.Random) -> ListingEntry:
+    cell = rng.choice(["cpar", "cams", "clis"])
+    iid = str(new_instance_id(cell, T0 + rng.randrange(50) * 1000, rng.getrandbits(80)))  # created_at ties
+    return ListingEntry(
+        tenant=tenant,
+        instance_id=iid,
+        name=f"{rng.choice(['web', 'db', 'Web', 'cache'])}-{rng.randrange(40):02d}",
+        created_at_ms=T0 + (n % 50) * 1000,
+        owner_cell=cell,
+        site_id=cell[1:],
+        flavor="m1-small",
+        status=rng.choice([InstanceStatus.ACTIVE, InstanceStatus.STOPPED, InstanceStatus.ERROR]),
+        updated_at_ms=T0 + 100_000,
+    )
+
+
+async def _fill(h: Harness, tenant: str, count: int = 120) -> list[ListingEntry]:
+    rng = random.Random(7)
+    entries = [_listing(tenant, n, rng) for n in range(count)]
+    for e in entries:
+        await h.store.listing.put(e)
+    return entries
+
+
+async def _all_pages(listing: TenantListing, query: ListQuery) -> tuple[list[ListingEntry], int]:
+    out: list[ListingEntry] = []
+    pages, token = 0, None
+    while True:
+        page = await listing.list(ListQuery(query.tenant, query.order, query.filter, query.page_size, token))
+        out.extend(page.entries)
+        pages += 1
+        if page.next_token is None:
+            return out, pages
+        token = page.next_token
+        assert pages < 500
+
+
+FILTERS = [
+    ListFilter(),
+    ListFilter(status=InstanceStatus.ERROR),
+    ListFilter(site_id="ams"),
+    ListFilter(cell="clis", status=InstanceStatus.ACTIVE),
+    ListFilter(name_prefix="web-1"),
+    ListFilter(name_prefix="W"),
+]
+
+
+async def test_listing_pages_concatenate_to_sorted_filtered_list(h: Harness) -> None:
+    tenant = f"t{h.unique}"
+    entries = await _fill(h, tenant)
+    for order in ListOrder:
+        for f in FILTERS:
+            query = ListQuery(tenant, order, f, page_size=25)
+            expected = sorted(
+                (e for e in entries if _matches(e, f)),
+                key=lambda e: sort_key(e, order),
+                reverse=order.descending,
+            )
+            got, pages = await _all_pages(h.store.listing, query)
+            assert got == expected, (order, f)
+            if f == ListFilter():
+                assert pages == 5  # 120 entries by 25, no empty trailing page
+
+
+def _matches(e: ListingEntry, f: ListFilter) -> bool:
+    return (
+        (f.status is None or e.status == f.status)
+        and (f.site_id is None or e.site_id == f.site_id)
+        and (f.cell is None or e.owner_cell == f.cell)
+        and (f.name_prefix is None or e.name.startswith(f.name_prefix))
+    )
+
+
+async def test_listing_scan_budget_gives_short_pages_not_wrong_ones(h: Harness) -> None:
+    tenant = f"t{h.unique}"
+    entries = await _fill(h, tenant, 60)
+    f = ListFilter(status=InstanceStatus.ERROR)
+    expected = sorted(
+        (e for e in entries if _matches(e, f)), key=lambda e: sort_key(e, ListOrder.CREATED_ASC)
+    )
+    got, pages = await _all_pages(h.listing_with_budget(5), ListQuery(tenant, filter=f, page_size=10))
+    assert got == expected
+    assert pages > -(-len(expected) // 10)  # the budget cut pages short
+
+
+async def test_listing_tokens_are_bound_and_tamper_evident(h: Harness) -> None:
+    tenant = f"t{h.unique}"
+    await _fill(h, tenant, 30)
+    listing = h.store.listing
+    first = await listing.list(ListQuery(tenant, page_size=10))
+    token = first.next_token
+    assert token is not None and "created" not in token and tenant not in token
+    second = await listing.list(ListQuery(tenant, page_size=10, page_token=token))
+    assert [e.instance_id for e in second.entries] != [e.instance_id for e in first.entries]
+    tampered = token[:10] + ("x" if token[10] != "x" else "y") + token[11:]
+    for bad in (
+        ListQuery(tenant, page_size=10, page_token=tampered),
+        ListQuery(tenant, page_size=10, page_token="!!not base64!!"),
+        ListQuery(tenant, filter=ListFilter(status=InstanceStatus.ACTIVE), page_size=10, page_token=token),
+        ListQuery(tenant, ListOrder.NAME_ASC, page_size=10, page_token=token),
+        ListQuery(f"u{h.unique}", page_size=10, page_token=token),
+    ):
+        with pytest.raises(InvalidArgument) as err:
+            await listing.list(bad)
+        assert err.value.field == "page_token"
+    with pytest.raises(InvalidArgument):
+        ListQuery(tenant, page_size=0)
+
+
+async def test_listing_rename_and_delete(h: Harness) -> None:
+    tenant = f"t{h.unique}"
+    entries = await _fill(h, tenant, 5)
+    listing, e = h.store.listing, entries[0]
+    renamed = ListingEntry(**{**e.__dict__, "name": "zz-renamed", "updated_at_ms": e.updated_at_ms + 1})
+    await listing.put(renamed, previous_name=e.name)
+    by_name = (await listing.list(ListQuery(tenant, ListOrder.NAME_ASC))).entries
+    assert [x.name for x in by_name if x.instance_id == e.instance_id] == ["zz-renamed"]
+    await listing.delete(renamed, at_ms=renamed.updated_at_ms + 1)
+    for order in (ListOrder.NAME_ASC, ListOrder.CREATED_DESC):
+        left = (await listing.list(ListQuery(tenant, order))).entries
+        assert sorted(x.instance_id for x in left) == sorted(x.instance_id for x in entries[1:])
+
+
+def _claim(
+    h: Harness, request: str, n: int, fingerprint: str = "fp-1", region: str = LOCAL
+) -> IdempotencyRecord:
+    iid = str(new_instance_id("cpar", T0 + n, n))
+    return IdempotencyRecord(region, f"t{h.unique}", request, iid, fingerprint, T0 + n)
+
+
+async def test_idempotency_claim_once(h: Harness) -> None:
+    ledger = h.store.idempotency
+    first = await ledger.claim(_claim(h, "req-1", 1), ttl_s=600)
+    assert first.won and first.record == _claim(h, "req-1", 1)
+    again = await ledger.claim(_claim(h, "req-1", 2), ttl_s=600)  # a retry, minting a new id
+    assert not again.won and again.record.instance_id == first.record.instance_id
+    assert (await ledger.claim(_claim(h, "req-1", 1), ttl_s=600)).won  # our own claim, re-sent
+    with pytest.raises(AlreadyExists) as err:
+        await ledger.claim(_claim(h, "req-1", 3, fingerprint="fp-other"), ttl_s=600)
+    assert err.value.field == "request_id"
+    with pytest.raises(FailedPrecondition):
+        await ledger.claim(_claim(h, "req-2", 4, region=PEER), ttl_s=600)
+
+
+async def test_idempotency_claims_expire(h: Harness) -> None:
+    ledger = h.store.idempotency
+    assert (await ledger.claim(_claim(h, "req-ttl", 1), ttl_s=1)).won
+    await h.advance(2.5)
+    assert (await ledger.claim(_claim(h, "req-ttl", 2, fingerprint="fp-new"), ttl_s=60)).won
+
+
+async def _replicated(ledger: IdempotencyLedger, tenant: str, regions: list[str], count: int) -> None:
+    """Claims reach other DCs in milliseconds, not at once: wait (bounded) until `count` are visible."""
+    for _ in range(100):
+        if len(await ledger.lookup(tenant, "req-x", regions)) >= count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("claim never replicated")
+
+
+async def test_idempotency_retry_in_another_region_finds_the_claim(h: Harness) -> None:
+    local, peer, tenant = h.ledger_in(LOCAL), h.ledger_in(PEER), f"t{h.unique}"
+    first = await local.claim(_claim(h, "req-x", 1), ttl_s=600)
+    await _replicated(peer, tenant, [LOCAL], 1)
+    retry = _claim(h, "req-x", 2, region=PEER)
+    outcome = await peer.claim(retry, ttl_s=600, peer_regions=[LOCAL, PEER])
+    assert not outcome.won and outcome.record == first.record
+    # Without looking at peers (e.g. partitioned), the peer region claims its own scope; both are visible.
+    assert (await peer.claim(retry, ttl_s=600)).won
+    await _replicated(local, tenant, [PEER, LOCAL], 2)
+    both = await local.lookup(tenant, "req-x", [PEER, LOCAL])
+    assert [r.region for r in both] == [LOCAL, PEER]

@@ -1,0 +1,123 @@
+"""Schema migration against the real 3-DC cluster: versioned, idempotent, validated before any write,
+cell keyspaces confined to their DC, and a cell-owned key claimable from its own DC only."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from fedlib.errors import CellfedError, ConfigError
+from fedlib.names import keyspace_for_cell
+from replication.cql.migrate import apply_schema, current_version, keyspace_replication, read_topology
+from replication.cql.session import CqlSession, connect
+
+pytestmark = pytest.mark.cassandra
+
+
+@pytest.fixture(scope="module")
+async def sessions(cassandra_cluster: Any) -> AsyncIterator[dict[str, CqlSession]]:
+    out = {}
+    for dc in ("eu-west", "us-east"):
+        out[dc] = await asyncio.to_thread(
+            connect, cassandra_cluster.contact_points, dc, port=cassandra_cluster.port
+        )
+    yield out
+    for session in out.values():
+        await session.aclose()
+
+
+def _names() -> tuple[str, str, str]:
+    tag = uuid.uuid4().hex[:8]
+    return f"schema_{tag}", f"par-{tag}", f"nyc-{tag}"
+
+
+async def test_apply_twice_is_a_noop_and_records_the_version(sessions: dict[str, CqlSession]) -> None:
+    s = sessions["eu-west"]
+    ks, par, nyc = _names()
+    topo = await read_topology(s)
+    assert topo == {"eu-west": 1, "us-east": 1, "ap-south": 1}
+    args: dict[str, Any] = dict(global_keyspace=ks, dcs=dict.fromkeys(topo, 1), known_dcs=topo)
+    first = await apply_schema(s, cells=[(par, "eu-west")], **args)
+    assert [(a.keyspace, a.from_version, a.to_version) for a in first] == [
+        (ks, 0, 1),
+        (keyspace_for_cell(par), 0, 1),
+    ]
+    again = await apply_schema(s, cells=[(par, "eu-west"), (nyc, "us-east")], **args)
+    assert [(a.from_version, a.to_version, a.replication_changed) for a in again] == [
+        (1, 1, False),
+        (1, 1, False),
+        (0, 1, False),  # only the new cell's keyspace is created
+    ]
+    rows = (
+        await s.execute(f"SELECT version, description FROM {ks}.schema_version", consistency="QUORUM")
+    ).rows
+    assert [r["version"] for r in rows] == [1]
+    assert await current_version(s, keyspace_for_cell(nyc)) == 1
+
+
+async def test_bad_topology_is_refused_before_anything_is_written(sessions: dict[str, CqlSession]) -> None:
+    s = sessions["eu-west"]
+    topo = await read_topology(s)
+    ks, par, _ = _names()
+    bad = [
+        ({"eu-west": 2, "us-east": 1}, [(par, "eu-west")], "dcs.eu-west"),  # rf 2 > 1 node
+        ({"eu-west": 1, "mars-1": 1}, [(par, "eu-west")], "dcs.mars-1"),  # no such DC
+        ({"eu-west": 1}, [(par, "us-east")], f"cells.{par}"),  # cell in a DC the keyspace skips
+    ]
+    for dcs, cells, field in bad:
+        with pytest.raises(ConfigError) as err:
+            await apply_schema(s, global_keyspace=ks, dcs=dcs, cells=cells, known_dcs=topo)
+        assert err.value.field == field
+    assert await keyspace_replication(s, ks) is None
+    assert await keyspace_replication(s, keyspace_for_cell(par)) is None
+
+
+async def test_cell_keyspace_lives_only_in_its_dc(sessions: dict[str, CqlSession]) -> None:
+    s = sessions["eu-west"]
+    topo = await read_topology(s)
+    ks, par, nyc = _names()
+    cells = [(par, "eu-west"), (nyc, "us-east")]
+    await apply_schema(s, global_keyspace=ks, dcs=dict.fromkeys(topo, 1), cells=cells, known_dcs=topo)
+    assert await keyspace_replication(s, ks) == {"eu-west": 1, "us-east": 1, "ap-south": 1}
+    assert await keyspace_replication(s, keyspace_for_cell(par)) == {"eu-west": 1}
+    assert await keyspace_replication(s, keyspace_for_cell(nyc)) == {"us-east": 1}
+
+
+async def _claim(session: CqlSession, ks: str, host: str, who: str) -> bool:
+    try:
+        result = await session.execute(
+            await session.prepare(
+                f"INSERT INTO {ks}.capacity_claims (host_id, instance_id, vcpus, mem_mb, disk_gb, claimed_at) "
+                "VALUES (?, ?, 1, 512, 1, 0) IF NOT EXISTS"
+            ),
+            (host, who),
+            consistency="LOCAL_QUORUM",
+            serial_consistency="LOCAL_SERIAL",
+        )
+    except CellfedError:
+        return False  # a DC without replicas of the cell keyspace cannot even run the Paxos round
+    return result.applied
+
+
+async def test_two_dcs_racing_for_a_cell_owned_key_cannot_both_win(sessions: dict[str, CqlSession]) -> None:
+    s = sessions["eu-west"]
+    topo = await read_topology(s)
+    ks, par, _ = _names()
+    await apply_schema(
+        s, global_keyspace=ks, dcs=dict.fromkeys(topo, 1), cells=[(par, "eu-west")], known_dcs=topo
+    )
+    cell_ks = keyspace_for_cell(par)
+    for round_ in range(20):
+        host = f"host-{round_}"
+        # Same key (host, instance "slot"), claimed at once from the owner's DC and from a foreign DC.
+        won = await asyncio.gather(
+            _claim(sessions["eu-west"], cell_ks, host, "slot"),
+            _claim(sessions["us-east"], cell_ks, host, "slot"),
+        )
+        assert won == [True, False], (round_, won)
+    # And a second claim from the owner's DC loses to the first.
+    assert not await _claim(sessions["eu-west"], cell_ks, "host-0", "slot")
