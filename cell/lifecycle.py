@@ -179,7 +179,8 @@ _FAIL = _Rule(State.ERROR)
 TRANSITIONS: dict[tuple[State, str], _Rule | None] = {
     (State.BUILDING, "build_succeeded"): _Rule(State.ACTIVE),
     (State.BUILDING, "host_reported_running"): _Rule(State.ACTIVE),
-    # The half-built domain is destroyed before the capacity goes back, so the room is really free.
+    # A failed build gives its room back at once: the guest is not serving anyone, and the agent is told
+    # to delete whatever it left defined (and tears it down anyway: an ERROR instance is desired ABSENT).
     (State.BUILDING, "build_failed"): _Rule(State.ERROR, AgentCommand.DELETE, release=True),
     (State.BUILDING, "delete"): _DELETE,
     (State.ACTIVE, "stop"): _Rule(State.STOPPED, AgentCommand.STOP),

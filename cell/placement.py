@@ -171,14 +171,7 @@ class HostView:
         return Resources(self.vcpus_used, self.memory_mb_used, self.disk_gb_used)
 
 
-_HOST_COUNTS = (
-    "vcpus_total",
-    "memory_mb_total",
-    "disk_gb_total",
-    "vcpus_used",
-    "memory_mb_used",
-    "disk_gb_used",
-)
+_HOST_COUNTS = tuple(f"{r}_{kind}" for kind in ("total", "used") for r in RESOURCES)
 _HOST_RATIOS = ("cpu_allocation_ratio", "memory_allocation_ratio", "disk_allocation_ratio")
 
 
@@ -231,7 +224,7 @@ class PlacementDecision:
     host_id: str | None
     candidates: tuple[Candidate, ...]  # best first; candidates[0] is the chosen host
     shortfall: Shortfall | None
-    group_honoured: bool  # False when a soft anti-affinity group had to share a host
+    group_honoured: bool  # False only when a soft anti-affinity group had to share the chosen host
 
     def require(self) -> str:
         """The chosen host, or ResourceExhausted carrying the shortfall (for the gRPC edge)."""
@@ -265,7 +258,7 @@ def place(request: PlacementRequest, hosts: Sequence[HostView], max_candidates: 
                 cut_member, cut_score = pool[-1][0], pool[-1][1]
     best = heapq.nsmallest(k, pool)
     if not best:
-        return PlacementDecision(None, (), _shortfall(request, hosts, blocked), group is None)
+        return PlacementDecision(None, (), _shortfall(request, hosts, blocked), True)
     candidates = tuple(
         Candidate(hosts[i].host_id, hosts[i].utilization, hosts[i].instance_count, hosts[i].free, member)
         for member, _, _, _, i in best

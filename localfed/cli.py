@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import click
 
+from cell.compute.main import agent_cli
+from cell.main import cell_cli
 from localfed.cassandra.cli import cassandra
+from localfed.schema_cli import schema_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,6 +18,9 @@ def cli() -> None:
 
 
 cli.add_command(cassandra)
+cli.add_command(cell_cli)
+cli.add_command(agent_cli)
+cli.add_command(schema_cli)
 
 
 def main() -> None:

@@ -132,11 +132,12 @@ class ListPlan:
         )
 
     def chunk(self, need: int, budget: int) -> int:
-        """Rows to ask of each shard per round: `need` fills a page in one round when nothing is dropped;
-        a filter that drops rows reads bigger chunks, but never more than the scan budget left."""
+        """Rows to ask of each shard per round. With nothing dropped, need + 1 fills a page in one round and
+        shows whether anything follows it (so the last page carries no token); a filter that drops rows
+        reads bigger chunks, but never more than the scan budget left."""
         f = self.query.filter
         drops = f.status or f.site_id or f.cell or (f.name_prefix and not self.order.by_name)
-        return max(1, min(max(need, _FILTER_CHUNK), budget)) if drops else need
+        return max(1, min(max(need, _FILTER_CHUNK), budget)) if drops else need + 1
 
 
 def plan(query: ListQuery, key: bytes) -> ListPlan:
@@ -176,19 +177,20 @@ def merge_step(
         if p.matches(row):
             matched.append(row)
         if len(matched) == need or scanned >= budget:
-            more = scanned < len(rows) or frontier is not None
+            # No token when nothing can follow, so a listing never ends on an empty page needlessly.
+            more = not p.past_end(rows[scanned]) if scanned < len(rows) else frontier is not None
             return Step(tuple(matched), scanned, sort_key(row, p.order) if more else None)
     return Step(tuple(matched), len(rows), frontier)
 
 
-# Reads up to `limit` rows of one shard strictly after a position (None: from the start), in plan order.
-ShardReader = Callable[[int, Position | None, int], Awaitable[Sequence[ListingEntry]]]
-# Reads every shard for one round; adapters choose how (the Cassandra one runs them concurrently).
+# Reads, for every shard, up to `limit` rows strictly after a position (None: from the start) in plan
+# order; adapters choose how (the Cassandra one reads the shards concurrently).
 RoundReader = Callable[[Position | None, int], Awaitable[Sequence[Sequence[ListingEntry]]]]
 
 
 async def run(p: ListPlan, read_round: RoundReader, scan_budget: int = DEFAULT_SCAN_BUDGET) -> ListPage:
     """Drive rounds until the page is full, the listing ends, or the scan budget is spent."""
+    scan_budget = max(1, scan_budget)  # every page makes progress, however small the budget
     position, scanned = p.start, 0
     entries: list[ListingEntry] = []
     while True:

@@ -2,8 +2,8 @@
 
 It listens on 127.0.3.11-13 and lives in a pytest temp dir, so it never collides with a developer's
 cluster (`cellfed cassandra up` defaults to 127.0.0.11). Two suites running at once on one machine need
-different addresses: set CELLFED_TEST_CASSANDRA_ADDRESS_BASE for one of them. The project schema is NOT applied: tests that need
-it apply it themselves, which also exercises the migration path.
+different addresses: set CELLFED_TEST_CASSANDRA_ADDRESS_BASE for one of them. The project schema is NOT
+applied: tests that need it apply it themselves, which also exercises the migration path.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from fedlib.errors import ConfigError
 from localfed.cassandra import cluster
 from localfed.cassandra.node_config import ClusterSpec, nodes
 
@@ -51,7 +52,12 @@ async def cassandra_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIt
     directory = tmp_path_factory.mktemp("cassandra").absolute()
     spec = ClusterSpec(dcs=DCS, nodes_per_dc=1, address_base=ADDRESS_BASE, directory=directory)
     try:
-        await cluster.up(spec, deadline_s=START_DEADLINE_S, apply_schema=False)
+        try:
+            await cluster.up(spec, deadline_s=START_DEADLINE_S, apply_schema=False)
+        except ConfigError as exc:
+            if exc.field != "address_base":
+                raise
+            pytest.fail(f"{exc.message}\n(another test run? set CELLFED_TEST_CASSANDRA_ADDRESS_BASE)")
         yield CassandraCluster(
             dir=directory,
             dcs=DCS,

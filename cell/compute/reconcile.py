@@ -10,7 +10,7 @@ Ownership and orphan policy:
   the capacity it reports.
 - A cellfed domain the desired set names ABSENT (the instance is DELETING or ERROR) is torn down at once.
 - A cellfed domain the desired set does not name is an orphan: reported on every pass, and destroyed and
-  undefined only once desired sets fetched more than `grace_ms` after it was first seen still lack it.
+  undefined only once a desired set still current more than `grace_ms` after it was first seen lacks it.
   Its age runs on `DesiredState.as_of_ms`, not `now_ms`, so an agent cut off from the controller (and so
   holding a stale set) never ages an orphan into deletion. At most `max_destroys` per pass, oldest
   first, so a bad desired set costs a few domains and a stream of reports, not the host.
@@ -112,7 +112,7 @@ class Stop:
 @dataclass(frozen=True)
 class Destroy:
     domain_uuid: str
-    instance_id: str
+    instance_id: str  # hard power-off; the domain stays defined
 
 
 @dataclass(frozen=True)
@@ -193,10 +193,9 @@ def _converge(want: DesiredInstance, dom: ObservedDomain) -> list[Action]:
                 ReportDrift(DriftKind.PAUSED, iid, uuid, "found PAUSED; not resumed automatically")
             )
     elif power in (PowerState.RUNNING, PowerState.PAUSED):
-        actions += [
-            Stop(uuid, iid),
-            ReportDrift(DriftKind.RUNNING_WHEN_STOPPED, iid, uuid, f"found {power.value}"),
-        ]
+        # A paused guest cannot answer the ACPI button, so it is powered off hard (it stays defined).
+        stop: Action = Stop(uuid, iid) if power is PowerState.RUNNING else Destroy(uuid, iid)
+        actions += [stop, ReportDrift(DriftKind.RUNNING_WHEN_STOPPED, iid, uuid, f"found {power.value}")]
     return actions
 
 

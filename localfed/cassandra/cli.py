@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -54,8 +55,16 @@ _dir_option = click.option(
 
 
 @click.group()
-def cassandra() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Log progress (phases and their timings) to stderr.")
+def cassandra(verbose: bool) -> None:
     """A real local multi-DC Apache Cassandra 2.1 (from npm), one loopback address per node."""
+    if verbose:
+        logging.basicConfig(format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+        for name in ("localfed", "replication"):
+            logging.getLogger(name).setLevel(logging.INFO)
+    else:
+        # While a fresh cluster gossips, the driver warns about half-known peers it then finds anyway.
+        logging.getLogger("cassandra").setLevel(logging.ERROR)
 
 
 @cassandra.command()

@@ -155,8 +155,8 @@ def _spawn(cluster: Cluster, node: NodeSpec) -> int:
     return proc.pid
 
 
-def _check_ports_free(cluster: Cluster, node: NodeSpec) -> None:
-    ports = cluster.spec.ports
+def _check_ports_free(spec: ClusterSpec, node: NodeSpec) -> None:
+    ports = spec.ports
     for port in (ports.storage, ports.native):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -240,9 +240,8 @@ async def up(spec: ClusterSpec, *, deadline_s: float = 120.0, apply_schema: bool
                 field="dir",
             )
     stopped = [n for n in nodes(spec) if node_pid(spec, n) is None]
-    probe = Cluster(spec, Path(), java)
     for node in stopped:
-        _check_ports_free(probe, node)
+        _check_ports_free(spec, node)
     installed = await asyncio.to_thread(bundle.ensure_bundle)  # npm may take a while the first time
     cluster = Cluster(spec, installed.home, java)
     spec.directory.mkdir(parents=True, exist_ok=True)
@@ -252,35 +251,37 @@ async def up(spec: ClusterSpec, *, deadline_s: float = 120.0, apply_schema: bool
     for node in stopped:
         _spawn(cluster, node)
     try:
-        await _wait_ready(cluster, cluster.nodes, stopped, deadline_s, apply_schema=apply_schema)
+        session = await _wait_ready(cluster, stopped, deadline_s)
     except BaseException:
         _signal_and_wait(spec, stopped, signal.SIGKILL, 10.0)
         raise
+    try:  # a schema failure leaves the (ready) cluster running: fix and re-run `up`, it is idempotent
+        if apply_schema and await _apply_schema_hook(session, spec):
+            log.info("schema applied")
+    finally:
+        await session.aclose()
     return cluster
 
 
-async def _wait_ready(
-    cluster: Cluster,
-    every: tuple[NodeSpec, ...],
-    started: list[NodeSpec],
-    deadline_s: float,
-    *,
-    apply_schema: bool,
-) -> None:
+async def _wait_ready(cluster: Cluster, started: list[NodeSpec], deadline_s: float) -> CqlSession:
+    """Wait for the started nodes' CQL ports, then for a CL.ALL write; return the session that did it."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + deadline_s
+    begin = loop.time()
+    deadline = begin + deadline_s
     await _wait_cql(cluster, started, deadline)
-    first = started[0] if started else every[0]
+    log.info("CQL ports open after %.1fs", loop.time() - begin)
+    first = started[0] if started else cluster.nodes[0]
     session = await asyncio.to_thread(
         connect, [first.address], first.dc, port=cluster.spec.ports.native, timeout_s=5.0, retries=5
     )
     try:
-        replication = {dc: cluster.spec.nodes_per_dc for dc in cluster.spec.dcs}
+        replication = dict.fromkeys(cluster.spec.dcs, cluster.spec.nodes_per_dc)
         await probe_write_all(session, replication=replication, deadline_s=max(1.0, deadline - loop.time()))
-        if apply_schema:
-            await _apply_schema_hook(session, cluster.spec)
-    finally:
+    except BaseException:
         await session.aclose()
+        raise
+    log.info("CL.ALL probe write succeeded after %.1fs", loop.time() - begin)
+    return session
 
 
 async def _apply_schema_hook(session: CqlSession, spec: ClusterSpec) -> bool:
@@ -358,11 +359,12 @@ async def start_node(directory: Path, selector: str, *, deadline_s: float = 90.0
     cluster = load(directory)
     node = select_node(cluster, selector)
     if node_pid(cluster.spec, node) is None:
-        _check_ports_free(cluster, node)
+        _check_ports_free(cluster.spec, node)
         _spawn(cluster, node)
     others_up = all(node_pid(cluster.spec, n) is not None for n in cluster.nodes)
     if others_up:
-        await _wait_ready(cluster, cluster.nodes, [node], deadline_s, apply_schema=False)
+        session = await _wait_ready(cluster, [node], deadline_s)
+        await session.aclose()
     else:
         await _wait_cql(cluster, [node], asyncio.get_running_loop().time() + deadline_s)
     return node

@@ -26,6 +26,11 @@ _ADD_OPENS = (
     "java.lang", "java.lang.reflect", "java.lang.ref", "java.util", "java.util.concurrent",
     "java.util.concurrent.atomic", "java.util.concurrent.locks", "java.io", "java.nio", "java.net",
     "sun.nio.ch", "jdk.internal.misc", "jdk.internal.ref",
+    # jamm (the prepared-statement cache's memory meter) walks object graphs into these: without them every
+    # PREPARE fails with InaccessibleObjectException.
+    "java.nio.charset", "sun.nio.cs", "java.math", "java.util.regex", "java.security", "java.text",
+    "java.lang.invoke", "java.time", "java.util.stream", "java.util.function", "jdk.internal.loader",
+    "java.lang.module", "java.net", "java.util.zip", "java.lang.annotation",
 )  # fmt: skip
 
 

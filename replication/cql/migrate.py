@@ -27,6 +27,9 @@ from replication.schema import KeyspacePlan, alter_keyspace, create_keyspace, pl
 log = logging.getLogger(__name__)
 
 _DDL_TIMEOUT_S = 30.0
+# Schema changes all go through one coordinator's migration stage: a few at once hide the driver's
+# per-statement agreement wait, hundreds (many cells) would only queue there and time out.
+_DDL_CONCURRENCY = 6
 _AGREEMENT_TIMEOUT_S = 30.0
 _TOPOLOGY_ATTEMPTS = 20
 _NTS = "NetworkTopologyStrategy"
@@ -73,20 +76,23 @@ async def apply_schema(
     """Validate, then create or migrate every keyspace; returns what changed (empty lists mean no-op)."""
     plans = plan_schema(global_keyspace=global_keyspace, dcs=dcs, cells=cells, known_dcs=known_dcs)
     system = await _SystemSchema.detect(session)
+    limit = asyncio.Semaphore(_DDL_CONCURRENCY)
     # Keyspaces are independent of each other; DDL on distinct tables may run at once.
-    return list(await asyncio.gather(*(_apply_one(session, system, plan) for plan in plans)))
+    return list(await asyncio.gather(*(_apply_one(session, system, plan, limit) for plan in plans)))
 
 
-async def _apply_one(session: CqlSession, system: _SystemSchema, plan: KeyspacePlan) -> Applied:
+async def _apply_one(
+    session: CqlSession, system: _SystemSchema, plan: KeyspacePlan, limit: asyncio.Semaphore
+) -> Applied:
     ks = plan.keyspace
     current = await system.replication(ks)
     changed = False
     if current is None:
-        await _ddl(session, create_keyspace(ks, plan.replication))
+        await _ddl(session, create_keyspace(ks, plan.replication), limit)
     elif current != plan.replication:
         # A new DC's nodes still need `nodetool rebuild` to stream existing rows; that is an operator step.
         log.warning("keyspace %s replication %s -> %s", ks, current, plan.replication)
-        await _ddl(session, alter_keyspace(ks, plan.replication))
+        await _ddl(session, alter_keyspace(ks, plan.replication), limit)
         changed = True
     version = await _version(session, system, ks)
     for migration in plan.migrations:
@@ -94,10 +100,10 @@ async def _apply_one(session: CqlSession, system: _SystemSchema, plan: KeyspaceP
             continue
         log.info("keyspace %s: applying v%d (%s)", ks, migration.version, migration.description)
         if migration.independent:
-            await asyncio.gather(*(_ddl(session, statement) for statement in migration.statements))
+            await asyncio.gather(*(_ddl(session, statement, limit) for statement in migration.statements))
         else:
             for statement in migration.statements:
-                await _ddl(session, statement)
+                await _ddl(session, statement, limit)
         await session.execute(
             f"INSERT INTO {ks}.schema_version (scope, version, description, applied_at) "
             "VALUES ('schema', %s, %s, %s)",
@@ -127,8 +133,9 @@ async def _version(session: CqlSession, system: _SystemSchema, ks: str) -> int:
     return int(result.rows[0]["version"]) if result.rows else 0
 
 
-async def _ddl(session: CqlSession, statement: str) -> None:
-    await session.execute(statement, timeout_s=_DDL_TIMEOUT_S)
+async def _ddl(session: CqlSession, statement: str, limit: asyncio.Semaphore) -> None:
+    async with limit:
+        await session.execute(statement, timeout_s=_DDL_TIMEOUT_S)
     await wait_for_schema_agreement(session)
 
 

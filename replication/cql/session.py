@@ -140,23 +140,22 @@ class CqlSession:
     ) -> CqlResult:
         """Run one statement and return its first page. Never blocks the event loop.
 
-        `consistency` defaults to LOCAL_QUORUM, `serial_consistency` (for IF ...) to LOCAL_SERIAL, `timeout_s`
-        to the session's. Mark `idempotent=True` only for statements safe to run twice (the driver may then
-        retry them on another host).
+        A str statement takes `%s` placeholders, a prepared one `?`; a Statement object (e.g. a batch) is
+        sent as is, with the given settings applied to it. `consistency` defaults to LOCAL_QUORUM,
+        `serial_consistency` (for IF ...) to LOCAL_SERIAL, `timeout_s` to the session's. Mark
+        `idempotent=True` only for statements safe to run twice (the driver may then retry them).
         """
-        stmt, bind_params = _statement(statement, params)
-        if consistency is not None:
-            stmt.consistency_level = _level(consistency, "consistency")
-        if serial_consistency is not None:
-            stmt.serial_consistency_level = _level(serial_consistency, "serial_consistency")
-        if fetch_size is not None:
-            stmt.fetch_size = fetch_size
-        if idempotent:
-            stmt.is_idempotent = True
         timeout = self.timeout_s if timeout_s is None else timeout_s
         loop = asyncio.get_running_loop()
         done: asyncio.Future[CqlResult] = loop.create_future()
-        response = self._session.execute_async(stmt, bind_params, timeout=timeout, paging_state=paging_state)
+        try:
+            stmt, bind_params = _statement(statement, params)
+            _configure(stmt, consistency, serial_consistency, fetch_size, idempotent)
+            response = self._session.execute_async(
+                stmt, bind_params, timeout=timeout, paging_state=paging_state
+            )
+        except Exception as exc:  # bad parameters, or a session already shut down
+            raise translate(exc, self.local_dc) from exc
 
         def on_rows(rows: list[dict[str, Any]]) -> None:  # runs on a driver thread
             result = CqlResult(rows=list(rows or []), paging_state=ResultSet(response, rows).paging_state)
@@ -204,6 +203,23 @@ def _statement(
     if isinstance(statement, str):
         return SimpleStatement(statement), params
     return statement, params
+
+
+def _configure(
+    stmt: Statement,
+    consistency: str | None,
+    serial_consistency: str | None,
+    fetch_size: int | None,
+    idempotent: bool,
+) -> None:
+    if consistency is not None:
+        stmt.consistency_level = _level(consistency, "consistency")
+    if serial_consistency is not None:
+        stmt.serial_consistency_level = _level(serial_consistency, "serial_consistency")
+    if fetch_size is not None:
+        stmt.fetch_size = fetch_size
+    if idempotent:
+        stmt.is_idempotent = True
 
 
 def _level(name: str, what: str) -> int:

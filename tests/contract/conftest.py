@@ -1,41 +1,25 @@
-"""One harness over both store implementations, so the contract suite runs unchanged against each.
+"""Fixtures of the store contract suite: `h`, one harness per implementation (tests/contract/harness.py).
 
 Cassandra: one fresh global keyspace per test module on the session's 3-DC cluster, a session in
-eu-west (the store's region) and one in us-east (a peer region for cross-region idempotency). Tests share
-the keyspace, so each test names its own tenants, sites and cells with `h.unique`.
+eu-west (the store's region) and one in us-east (a peer region for cross-region idempotency).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from replication.memory import ManualClock, MemoryStore
-from replication.store import IdempotencyLedger, Store, TenantListing
-
-LOCAL, PEER = "eu-west", "us-east"
-
-
-@dataclass
-class Harness:
-    kind: str
-    store: Store
-    now_ms: Callable[[], int]
-    advance: Callable[[float], Awaitable[None]]  # let time pass (a fake clock, or really sleep)
-    ledger_in: Callable[[str], IdempotencyLedger]  # the claims as a router of that region sees them
-    listing_with_budget: Callable[[int], TenantListing]
-    unique: str
+from tests.contract.harness import LOCAL, PEER, Harness, cql_harness, memory_harness
 
 
 @dataclass
 class _CqlEnv:
-    local: Any
-    peer: Any
+    sessions: dict[str, Any]
     keyspace: str
 
 
@@ -52,11 +36,11 @@ async def cql_env(cassandra_cluster: Any) -> AsyncIterator[_CqlEnv]:
         await apply_schema(
             local,
             global_keyspace=keyspace,
-            dcs={dc: 1 for dc in cluster.dcs},
+            dcs=dict.fromkeys(cluster.dcs, 1),
             cells=[],
             known_dcs=await read_topology(local),
         )
-        yield _CqlEnv(local, peer, keyspace)
+        yield _CqlEnv({LOCAL: local, PEER: peer}, keyspace)
         await local.execute(f"DROP KEYSPACE {keyspace}", timeout_s=30.0)
     finally:
         await local.aclose()
@@ -69,47 +53,6 @@ def h(request: pytest.FixtureRequest) -> Harness:
     # so `-m "not cassandra"` never starts a cluster.
     unique = uuid.uuid4().hex[:8]
     if request.param == "memory":
-        return _memory_harness(unique)
-    return _cql_harness(request.getfixturevalue("cql_env"), unique)
-
-
-def _memory_harness(unique: str) -> Harness:
-    clock = ManualClock()
-    store = MemoryStore(clock.now_ms, region=LOCAL)
-
-    async def advance(seconds: float) -> None:
-        clock.advance(seconds)
-
-    return Harness(
-        kind="memory",
-        store=store,
-        now_ms=clock.now_ms,
-        advance=advance,
-        ledger_in=store.idempotency.for_region,
-        listing_with_budget=store.listing.with_scan_budget,
-        unique=unique,
-    )
-
-
-def _cql_harness(env: _CqlEnv, unique: str) -> Harness:
-    import time
-
-    from replication.cql.idempotency import CqlIdempotency
-    from replication.cql.store import CqlStore
-
-    store = CqlStore(env.local, keyspace=env.keyspace, region=LOCAL)
-    sessions = {LOCAL: env.local, PEER: env.peer}
-
-    def ledger_in(region: str) -> IdempotencyLedger:
-        # A claim's LWT must run in its own region's DC: use that DC's session.
-        return CqlIdempotency(sessions[region], env.keyspace, region)
-
-    return Harness(
-        kind="cassandra",
-        store=store,
-        now_ms=lambda: int(time.time() * 1000),
-        advance=asyncio.sleep,
-        ledger_in=ledger_in,
-        listing_with_budget=store.listing.with_scan_budget,
-        unique=unique,
-    )
+        return memory_harness(unique)
+    env = request.getfixturevalue("cql_env")
+    return cql_harness(env.sessions, env.keyspace, unique)

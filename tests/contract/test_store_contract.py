@@ -27,7 +27,7 @@ from replication.model import (
 )
 from replication.paging import ListFilter, ListOrder, ListQuery, sort_key
 from replication.store import IdempotencyLedger, TenantListing
-from tests.contract.conftest import LOCAL, PEER, Harness
+from tests.contract.harness import LOCAL, PEER, Harness
 
 T0 = 1_750_000_000_000
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from fedlib.errors import CellfedError
-from localfed.cli import cli
+from localfed.cassandra.cli import cassandra
 from replication.cql.session import CqlSession, connect
 from tests.cassandra_cluster import CassandraCluster
 
@@ -197,9 +197,8 @@ async def test_acknowledged_writes_survive_sigkill(cassandra_cluster: CassandraC
 
 @pytest.mark.cassandra
 def test_cli_status_json_lists_every_node(cassandra_cluster: CassandraCluster) -> None:
-    result = CliRunner().invoke(
-        cli, ["cassandra", "status", "--dir", str(cassandra_cluster.dir), "--output", "json"]
-    )
+    args = ["status", "--dir", str(cassandra_cluster.dir), "--output", "json"]
+    result = CliRunner().invoke(cassandra, args)
     assert result.exit_code == 0, result.output
     listed = json.loads(result.output)["nodes"]
     assert {(n["dc"], n["address"], n["state"]) for n in listed} == {
@@ -225,7 +224,7 @@ def test_cli_up_refuses_bad_input_and_writes_nothing(tmp_path: Path, args: list[
     if setting == "java":
         (tmp_path / "empty-bin").mkdir()
         env["PATH"] = str(tmp_path / "empty-bin")
-    result = CliRunner().invoke(cli, ["cassandra", "up", "--dir", str(cluster_dir), *args], env=env)
+    result = CliRunner().invoke(cassandra, ["up", "--dir", str(cluster_dir), *args], env=env)
     assert result.exit_code != 0
     assert not isinstance(result.exception, CellfedError)  # turned into a message, not a traceback
     assert setting in result.output

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fedlib.errors import CellfedError, ConfigError
+from fedlib.errors import ConfigError, Unavailable
 from fedlib.names import keyspace_for_cell
 from replication.cql.migrate import apply_schema, current_version, keyspace_replication, read_topology
 from replication.cql.session import CqlSession, connect
@@ -87,20 +87,23 @@ async def test_cell_keyspace_lives_only_in_its_dc(sessions: dict[str, CqlSession
     assert await keyspace_replication(s, keyspace_for_cell(nyc)) == {"us-east": 1}
 
 
-async def _claim(session: CqlSession, ks: str, host: str, who: str) -> bool:
+_CLAIM = (
+    "INSERT INTO {ks}.capacity_claims (host_id, instance_id, vcpus, mem_mb, disk_gb, claimed_at) "
+    "VALUES (?, ?, 1, 512, 1, 0) IF NOT EXISTS"
+)
+
+
+async def _claim(session: CqlSession, ks: str, host: str, who: str) -> str:
     try:
         result = await session.execute(
-            await session.prepare(
-                f"INSERT INTO {ks}.capacity_claims (host_id, instance_id, vcpus, mem_mb, disk_gb, claimed_at) "
-                "VALUES (?, ?, 1, 512, 1, 0) IF NOT EXISTS"
-            ),
+            await session.prepare(_CLAIM.format(ks=ks)),
             (host, who),
             consistency="LOCAL_QUORUM",
             serial_consistency="LOCAL_SERIAL",
         )
-    except CellfedError:
-        return False  # a DC without replicas of the cell keyspace cannot even run the Paxos round
-    return result.applied
+    except Unavailable:
+        return "unavailable"  # a DC without replicas of the cell keyspace cannot even run the Paxos round
+    return "won" if result.applied else "lost"
 
 
 async def test_two_dcs_racing_for_a_cell_owned_key_cannot_both_win(sessions: dict[str, CqlSession]) -> None:
@@ -118,6 +121,6 @@ async def test_two_dcs_racing_for_a_cell_owned_key_cannot_both_win(sessions: dic
             _claim(sessions["eu-west"], cell_ks, host, "slot"),
             _claim(sessions["us-east"], cell_ks, host, "slot"),
         )
-        assert won == [True, False], (round_, won)
+        assert list(won) == ["won", "unavailable"], (round_, won)
     # And a second claim from the owner's DC loses to the first.
-    assert not await _claim(sessions["eu-west"], cell_ks, "host-0", "slot")
+    assert await _claim(sessions["eu-west"], cell_ks, "host-0", "slot") == "lost"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pytest
 
 from cell.lifecycle import (
@@ -94,7 +97,7 @@ def test_tables_cover_the_transition_table_exactly() -> None:
     assert covered == set(TRANSITIONS)
 
 
-def ids(rows: list[tuple[State, Event]] | list[tuple[State, Event, State, list[object]]]) -> list[str]:
+def ids(rows: Sequence[tuple[Any, ...]]) -> list[str]:
     return [f"{row[0].value}-{row[1].column()}" for row in rows]
 
 

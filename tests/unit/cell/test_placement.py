@@ -126,11 +126,28 @@ def reference_ranking(hosts: list[HostView], req: PlacementRequest) -> list[str]
     return [key[-1] for key in sorted(keyed)]
 
 
-@settings(max_examples=200)
-@given(st.lists(host_lists(), min_size=1, max_size=3), requests, st.integers(1, 6))
-def test_candidates_equal_a_full_sort(parts: list[list[HostView]], req: PlacementRequest, k: int) -> None:
-    # Several lists so ids repeat and fitting hosts outnumber the pool, which then compacts.
-    hosts = [h for part in parts for h in part]
+roomy_hosts = st.lists(
+    st.builds(
+        HostView,
+        host_id=st.sampled_from([f"r{i}" for i in range(8)]),  # repeats too: the index must break ties
+        up=st.just(True),
+        disabled=st.just(False),
+        vcpus_total=st.just(10),
+        memory_mb_total=st.just(10_000),
+        disk_gb_total=st.just(100),
+        vcpus_used=st.sampled_from([0, 10, 20]),  # few distinct utilizations, so ties are common
+        instance_count=st.integers(0, 3),
+        groups=st.frozensets(st.just("db")),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300)
+@given(roomy_hosts, requests.filter(lambda r: r.flavor.vcpus <= 8), st.integers(1, 6))
+def test_candidates_equal_a_full_sort(hosts: list[HostView], req: PlacementRequest, k: int) -> None:
+    # Far more fitting hosts than candidates: the pool compacts many times during the pass.
+    req = dataclasses.replace(req, flavor=Flavor("s", req.flavor.vcpus, 100, 1))
     expected = reference_ranking(hosts, req)[:k]
     assert [c.host_id for c in place(req, hosts, max_candidates=k).candidates] == expected
 

@@ -62,7 +62,7 @@ CONVERGE = [
     (W.STOPPED, None, False, ["Define"]),
     (W.STOPPED, None, True, ["Define", "Drift:MISSING"]),
     (W.STOPPED, P.RUNNING, True, ["Stop", "Drift:RUNNING_WHEN_STOPPED"]),
-    (W.STOPPED, P.PAUSED, True, ["Stop", "Drift:RUNNING_WHEN_STOPPED"]),
+    (W.STOPPED, P.PAUSED, True, ["Destroy", "Drift:RUNNING_WHEN_STOPPED"]),
     (W.STOPPED, P.SHUTOFF, True, []),
     (W.STOPPED, P.CRASHED, True, []),
     (W.ABSENT, None, True, []),

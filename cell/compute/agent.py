@@ -1,0 +1,203 @@
+"""The compute agent: one per host. Dials its cell controller and keeps one long-lived stream for
+registration, heartbeats, domain events, commands and desired state; drives libvirt through the
+Hypervisor interface (cell.compute.libvirt_host, run in threads: libvirt calls block).
+
+The host is the canonical store of what it runs (domain metadata), so a restarted agent recovers from
+libvirt alone. Commands give low latency; the periodic level-triggered reconcile (cell.compute.reconcile)
+gives correctness: whatever was lost, the host converges on the controller's desired state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+
+from cell.compute import actions
+from cell.compute.desired import apply_command
+from cell.compute.domains import HostLayout, desired_instance
+from cell.compute.hypervisor import Hypervisor, LifecycleEvent
+from cell.compute.metrics import AgentMetrics
+from cell.compute.observe import event_power, observed_domains, report_domains
+from cell.compute.reconcile import DesiredState, OrphanPolicy, reconcile
+from cellfed.v1 import agent_pb2, agent_pb2_grpc
+from fedrpc.channel import open_channel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    host_id: str
+    cell_id: str
+    controller: str  # host:port of the cell controller's Agent API
+    libvirt_uri: str = "test:///default"
+    vcpus: int = 0  # 0: what libvirt reports; the test driver's numbers are fake, so tests set these
+    memory_mb: int = 0
+    disk_gb: int = 100
+    cpu_allocation_ratio: float = 4.0
+    memory_allocation_ratio: float = 1.0
+    heartbeat_s: float = 1.0
+    reconcile_s: float = 5.0
+    orphan_grace_s: float = 600.0
+    max_parallel: int = 8
+
+
+def monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+class ComputeAgent:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        hypervisor: Hypervisor,
+        layout: HostLayout,
+        metrics: AgentMetrics,
+        clock_ms: Callable[[], int] = monotonic_ms,
+    ) -> None:
+        self.settings, self.metrics, self._now = settings, metrics, clock_ms
+        self.executor = actions.Executor(hypervisor, layout, metrics, settings.host_id, settings.max_parallel)
+        self._hv = hypervisor
+        self._desired: agent_pb2.DesiredState | None = None
+        self._desired_as_of = 0
+        self._first_seen: dict[str, int] = {}
+        self._reconcile_lock = asyncio.Lock()
+        self._events: asyncio.Queue[LifecycleEvent] = asyncio.Queue(4096)
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        """Serves forever: reconnects with backoff; running domains are never touched on disconnect."""
+        loop = asyncio.get_running_loop()
+        handle = self._hv.subscribe(lambda ev: loop.call_soon_threadsafe(self._queue_event, ev))
+        reconciler = asyncio.create_task(self._reconcile_forever())
+        backoff = 0.2
+        try:
+            while True:
+                try:
+                    await self._session()
+                    backoff = 0.2
+                except grpc.aio.AioRpcError as exc:
+                    log.warning("controller stream ended: %s", exc.details())
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # whatever broke the stream, the agent reconnects; it never dies
+                    log.warning("controller stream failed: %r", exc)
+                finally:
+                    self.connected.clear()
+                    self.metrics.connected.labels(self.settings.host_id).set(0)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        finally:
+            reconciler.cancel()
+            self._hv.unsubscribe(handle)
+
+    def _queue_event(self, event: LifecycleEvent) -> None:
+        if not self._events.full():
+            self._events.put_nowait(event)
+
+    async def _session(self) -> None:
+        async with open_channel(self.settings.controller) as channel:
+            call = agent_pb2_grpc.AgentServiceStub(channel).Connect()
+            outbound: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue(4096)
+            await call.write(agent_pb2.AgentMessage(hello=await self._hello()))
+            self.connected.set()
+            self.metrics.connected.labels(self.settings.host_id).set(1)
+            log.info("connected to controller %s", self.settings.controller)
+            tasks = [
+                asyncio.create_task(self._writer(call, outbound)),
+                asyncio.create_task(self._heartbeats(outbound)),
+                asyncio.create_task(self._forward_events(outbound)),
+            ]
+            try:
+                while True:
+                    message = await call.read()
+                    if message is grpc.aio.EOF:
+                        return
+                    await self._handle(message, outbound)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                with contextlib.suppress(Exception):
+                    call.cancel()
+
+    async def _hello(self) -> agent_pb2.AgentHello:
+        capacity = await asyncio.to_thread(self._hv.capacity)
+        s = self.settings
+        resources = agent_pb2.HostResources(
+            vcpus=s.vcpus or capacity.cpus,
+            memory_mb=s.memory_mb or capacity.memory_mib,
+            disk_gb=s.disk_gb,
+            cpu_allocation_ratio=s.cpu_allocation_ratio,
+            memory_allocation_ratio=s.memory_allocation_ratio,
+        )
+        domains = await asyncio.to_thread(self._hv.list_domains)
+        return agent_pb2.AgentHello(
+            host=s.host_id, libvirt_uri=s.libvirt_uri, resources=resources,
+            domains=report_domains(domains, s.cell_id), agent_version="1",
+        )  # fmt: skip
+
+    async def _writer(self, call: grpc.aio.StreamStreamCall, outbound: asyncio.Queue[agent_pb2.AgentMessage]) -> None:
+        while True:  # grpc.aio allows one writer at a time: every message goes through this task
+            await call.write(await outbound.get())
+
+    async def _heartbeats(self, outbound: asyncio.Queue[agent_pb2.AgentMessage]) -> None:
+        while True:
+            domains = await asyncio.to_thread(self._hv.list_domains)
+            beat = agent_pb2.AgentHeartbeat(domains=report_domains(domains, self.settings.cell_id))
+            beat.sent_at.GetCurrentTime()
+            self.metrics.domains.clear()
+            for d in beat.domains:
+                self.metrics.domains.labels(self.settings.host_id, agent_pb2.PowerState.Name(d.power)).inc()
+            await outbound.put(agent_pb2.AgentMessage(heartbeat=beat))
+            await asyncio.sleep(self.settings.heartbeat_s)
+
+    async def _forward_events(self, outbound: asyncio.Queue[agent_pb2.AgentMessage]) -> None:
+        while True:
+            event = await self._events.get()
+            message = event_power(event)
+            if message is not None:
+                await outbound.put(agent_pb2.AgentMessage(domain_event=message))
+
+    async def _handle(self, message: agent_pb2.ControllerMessage, outbound: asyncio.Queue[agent_pb2.AgentMessage]) -> None:  # noqa: E501
+        kind = message.WhichOneof("body")
+        if kind == "command":
+            command = message.command
+            if self._desired is not None:
+                apply_command(self._desired, command)
+
+            async def run_and_report() -> None:
+                await outbound.put(agent_pb2.AgentMessage(command_result=await self.executor.command(command)))
+
+            asyncio.create_task(run_and_report())
+        elif kind == "desired":
+            self._desired, self._desired_as_of = message.desired, self._now()
+            asyncio.create_task(self.reconcile_once())
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reconcile_s)
+            try:
+                await self.reconcile_once()
+            except Exception:
+                log.exception("reconcile pass failed")
+
+    async def reconcile_once(self) -> None:
+        """One level-triggered pass. Without a desired set from the controller nothing is touched."""
+        if self._desired is None:
+            return
+        async with self._reconcile_lock:
+            desired = self._desired
+            specs = {d.spec.instance_id: d.spec for d in desired.domains}
+            state = DesiredState(
+                tuple(desired_instance(d) for d in desired.domains), self._desired_as_of, self.settings.cell_id
+            )
+            observed = observed_domains(await asyncio.to_thread(self._hv.list_domains))
+            policy = OrphanPolicy(grace_ms=int(self.settings.orphan_grace_s * 1000))
+            plan = reconcile(state, observed, self._first_seen, self._now(), policy)
+            self._first_seen = dict(plan.orphans_first_seen)
+            await self.executor.apply_plan(plan, specs)

@@ -1,0 +1,80 @@
+"""From the controller's spawn spec (Agent API) to a libvirt DomainSpec and a reconcile DesiredInstance.
+Pure except for the config-drive file written by `materialize`."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from cell.compute.config_drive import ConfigDriveSpec, build_config_drive
+from cell.compute.domain_spec import DiskImage, DomainSpec, InstanceMetadata, Isolation, KernelBoot
+from cell.compute.reconcile import DesiredInstance, DesiredPower
+from cell.placement import Flavor
+from cellfed.v1 import agent_pb2
+
+# Instance ids are unique federation-wide, so a name-based UUID is stable across agent restarts.
+_UUID_NAMESPACE = uuid.UUID("6f1c1c52-8a39-4d7a-9d4e-0c0f0d000000")
+
+
+@dataclass(frozen=True)
+class HostLayout:
+    """Where this host keeps per-instance files, and how it boots images."""
+
+    state_dir: Path
+    virt_type: str  # "test" for libvirt's test driver, "qemu" for real guests (TCG)
+    guest_kernel: Path | None = None  # the project's tiny guest, for image "tiny-guest"
+    guest_initrd: Path | None = None
+
+
+def instance_uuid(instance_id: str) -> str:
+    return str(uuid.uuid5(_UUID_NAMESPACE, instance_id))
+
+
+def flavor_of(spawn: agent_pb2.SpawnDomain) -> Flavor:
+    f = spawn.flavor
+    return Flavor(name=f.name, vcpus=f.vcpus, memory_mb=f.memory_mb, disk_gb=f.disk_gb)
+
+
+def desired_instance(domain: agent_pb2.DesiredDomain) -> DesiredInstance:
+    power = DesiredPower.RUNNING if domain.power == agent_pb2.RUNNING else DesiredPower.STOPPED
+    return DesiredInstance(domain.spec.instance_id, power, flavor_of(domain.spec), domain.spec.spec_version or 1)
+
+
+def domain_spec(spawn: agent_pb2.SpawnDomain, layout: HostLayout, config_drive: Path | None) -> DomainSpec:
+    f = spawn.flavor
+    iid = spawn.instance_id
+    if spawn.image == "tiny-guest" and layout.guest_kernel and layout.guest_initrd:
+        image: KernelBoot | DiskImage = KernelBoot(str(layout.guest_kernel), str(layout.guest_initrd))
+    else:
+        image = DiskImage(str(layout.state_dir / "images" / f"{spawn.image}.qcow2"))
+    return DomainSpec(
+        metadata=InstanceMetadata(iid, spawn.tenant, f.name, spawn.spec_version or 1, spawn.cell),
+        uuid=instance_uuid(iid),
+        vcpus=f.vcpus,
+        memory_mib=f.memory_mb,
+        image=image,
+        isolation=Isolation(
+            cpu_shares=f.cpu_shares or None,
+            cpu_period_us=f.cpu_period_us or None,
+            cpu_quota_us=f.cpu_quota_us or None,
+            memory_hard_limit_mib=f.memory_hard_limit_mb or None,
+            total_iops_sec=f.disk_total_iops or None,
+            total_bytes_sec=f.disk_total_bytes_per_sec or None,
+        ),
+        config_drive=str(config_drive) if config_drive else None,
+        serial_log=str(layout.state_dir / "console" / f"{iid}.log"),
+        virt_type=layout.virt_type,
+    )
+
+
+def materialize(spawn: agent_pb2.SpawnDomain, layout: HostLayout) -> DomainSpec:
+    """Writes the config drive (user data reaches the guest at first boot) and returns the domain spec."""
+    for sub in ("drives", "console", "images"):
+        (layout.state_dir / sub).mkdir(parents=True, exist_ok=True)
+    drive = layout.state_dir / "drives" / f"{spawn.instance_id}.iso"
+    build_config_drive(
+        ConfigDriveSpec(spawn.instance_id, instance_uuid(spawn.instance_id), spawn.tenant, spawn.cell, spawn.user_data),
+        drive,
+    )
+    return domain_spec(spawn, layout, drive)

@@ -1,0 +1,29 @@
+"""The compute agent's Prometheus metrics, on its own registry. Labels are bounded (host, call, kind)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class AgentMetrics:
+    def __init__(self, host: str, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.host = host
+        r = self.registry
+        self.libvirt_errors = Counter(
+            "cellfed_agent_libvirt_errors_total", "libvirt calls that failed, by call.", ["host", "call"], registry=r
+        )
+        self.command_seconds = Histogram(
+            "cellfed_agent_command_duration_seconds",
+            "Time to carry out a controller command.",
+            ["host", "command"],
+            buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.domains = Gauge("cellfed_agent_domains", "cellfed domains on this host by power state.", ["host", "power"], registry=r)  # noqa: E501
+        self.drift = Counter(
+            "cellfed_agent_reconcile_drift_total", "Drift found by reconcile, by kind.", ["host", "kind"], registry=r
+        )
+        self.connected = Gauge(
+            "cellfed_agent_controller_connected", "1 while the stream to the controller is up.", ["host"], registry=r
+        )

@@ -1,0 +1,1 @@
+"""The router process: authentication, validation, locality-aware routing across cells, listing."""
