@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 import grpc
-
 from cellfed.v1 import agent_pb2, agent_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -58,14 +57,16 @@ class AgentHub(agent_pb2_grpc.AgentServiceServicer):
             return False
         return True
 
-    async def Connect(  # noqa: N802 (gRPC method name)
+    async def Connect(
         self,
         request_iterator: AsyncIterator[agent_pb2.AgentMessage],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[agent_pb2.ControllerMessage]:
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("body") != "hello" or not first.hello.host:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a hello naming the host")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a hello naming the host"
+            )
             return
         host = first.hello.host
         session = _Session(host)

@@ -7,10 +7,11 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import asdict
 
+from cellfed.v1 import agent_pb2, common_pb2
+
 from cell.agent_hub import AgentHub
 from cell.lifecycle import AgentCommand, State
 from cell.records import CellInstance
-from cellfed.v1 import agent_pb2, common_pb2
 
 # What the host should be doing for each stored state; states absent here want no domain at all.
 _DESIRED_POWER = {

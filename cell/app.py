@@ -8,6 +8,8 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
+from cellfed.v1 import agent_pb2_grpc, cell_pb2_grpc
+
 from cell import upkeep
 from cell.agent_hub import AgentHub
 from cell.agent_link import AgentLink
@@ -16,7 +18,6 @@ from cell.host_reports import HostReports
 from cell.metrics import CellMetrics
 from cell.publisher import Publisher
 from cell.servicer import CellServicer
-from cellfed.v1 import agent_pb2_grpc, cell_pb2_grpc
 from fedrpc.server import RunningServer, start_server
 from replication.cell_records import CellRecords
 from replication.model import Cell, CellState
@@ -80,7 +81,9 @@ async def start_cell(
     )
     endpoint = advertise or f"{listen.rpartition(':')[0]}:{server.port}"
     await store.directory.put_cell(
-        Cell(settings.cell_id, settings.site_id, settings.region, endpoint, CellState.ENABLED, wall_clock_ms())
+        Cell(
+            settings.cell_id, settings.site_id, settings.region, endpoint, CellState.ENABLED, wall_clock_ms()
+        )
     )
     running = RunningCell(controller, publisher, server)
     c = controller

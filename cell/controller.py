@@ -20,7 +20,7 @@ from cell import lifecycle as lc
 from cell.agent_link import AgentLink
 from cell.hosts import HostState, HostTable
 from cell.metrics import CellMetrics
-from cell.placement import CapacityLedger, HostCapacity, Policy, PlacementRequest, place
+from cell.placement import CapacityLedger, HostCapacity, PlacementRequest, Policy, place
 from cell.publisher import Publisher
 from cell.records import CellInstance, InstanceSpec, from_row, to_row
 from fedlib.errors import AlreadyExists, NotFound, Unavailable
@@ -63,18 +63,22 @@ class CellController:
     # -- start-up -------------------------------------------------------------------------------------
     async def load(self) -> None:
         """Rebuilds memory from the cell keyspace: the controller may have been SIGKILLed at any point."""
-        for row in await self._records.load_hosts():
-            self.hosts.upsert(
-                HostState(row.host_id, row.libvirt_uri, row.vcpus, row.memory_mb, row.disk_gb,
-                          row.cpu_allocation_ratio, row.memory_allocation_ratio, row.disabled)
+        for host_row in await self._records.load_hosts():
+            host = HostState(
+                host_row.host_id, host_row.libvirt_uri, host_row.vcpus, host_row.memory_mb, host_row.disk_gb,
+                host_row.cpu_allocation_ratio, host_row.memory_allocation_ratio, host_row.disabled,
             )  # fmt: skip
-            self._ledger = self._ledger.with_host(_capacity_of(self.hosts.get(row.host_id)))  # type: ignore[arg-type]
+            self.hosts.upsert(host)
+            self._ledger = self._ledger.with_host(_capacity_of(host))
         for row in await self._records.load_instances():
             inst = from_row(row)
             self._instances[inst.spec.instance_id] = inst
             if inst.holds_claim and inst.record.host_id and inst.record.host_id in self._ledger.hosts:
                 self._ledger, _ = self._ledger.claim(
-                    inst.record.host_id, inst.spec.instance_id, inst.spec.flavor, inst.spec.spread_group or None
+                    inst.record.host_id,
+                    inst.spec.instance_id,
+                    inst.spec.flavor,
+                    inst.spec.spread_group or None,
                 )
             if inst.record.state is not lc.State.DELETED:
                 self._publisher.instance_changed(inst)
@@ -104,13 +108,17 @@ class CellController:
             if existing is not None:
                 if existing.spec.tenant == spec.tenant and existing.spec.same_request(spec):
                     return existing  # idempotent on the instance id
-                raise AlreadyExists(f"instance {spec.instance_id} exists with a different request", field="instance_id")
+                raise AlreadyExists(
+                    f"instance {spec.instance_id} exists with a different request", field="instance_id"
+                )
             if self.drained:
                 raise Unavailable(f"cell {self.settings.cell_id} is drained and takes no new instances")
             now = self._now()
             started = asyncio.get_running_loop().time()
             host_id = self._place(spec, now)
-            self._ledger, _ = self._ledger.claim(host_id, spec.instance_id, spec.flavor, spec.spread_group or None)
+            self._ledger, _ = self._ledger.claim(
+                host_id, spec.instance_id, spec.flavor, spec.spread_group or None
+            )
             self.metrics.placement_seconds.labels(self.settings.cell_id).observe(
                 asyncio.get_running_loop().time() - started
             )
@@ -144,7 +152,9 @@ class CellController:
     def _require_host_up(self, inst: CellInstance) -> None:
         host = inst.record.host_id
         if host and not self.hosts.is_up(host, self._now()):
-            raise Unavailable(f"host {host} of instance {inst.spec.instance_id} is not reporting; try again later")
+            raise Unavailable(
+                f"host {host} of instance {inst.spec.instance_id} is not reporting; try again later"
+            )
 
     # -- the one place a transition happens -----------------------------------------------------------
     async def _apply(self, inst: CellInstance, event: lc.Event, reason: str) -> CellInstance:
@@ -250,5 +260,10 @@ class CellController:
 
 def _capacity_of(host: HostState) -> HostCapacity:
     return HostCapacity(
-        host.host_id, host.vcpus, host.memory_mb, host.disk_gb, host.cpu_allocation_ratio, host.memory_allocation_ratio
+        host.host_id,
+        host.vcpus,
+        host.memory_mb,
+        host.disk_gb,
+        host.cpu_allocation_ratio,
+        host.memory_allocation_ratio,
     )

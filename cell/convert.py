@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from cellfed.v1 import common_pb2
+
 from cell.controller import CellController
 from cell.lifecycle import State
 from cell.placement import Flavor
 from cell.records import CellInstance
-from cellfed.v1 import common_pb2
 
 _STATUS = {s.value: getattr(common_pb2, s.value) for s in State}
 
 
-def instance_to_proto(c: CellController, inst: CellInstance, *, include_host: bool = True) -> common_pb2.Instance:
+def instance_to_proto(
+    c: CellController, inst: CellInstance, *, include_host: bool = True
+) -> common_pb2.Instance:
     spec, rec = inst.spec, inst.record
     observed = c.observed(inst)
     out = common_pb2.Instance(
@@ -39,6 +42,7 @@ def instance_to_proto(c: CellController, inst: CellInstance, *, include_host: bo
 
 def flavor_from_proto(f: common_pb2.Flavor) -> Flavor:
     """proto3 zeros mean "unset" for the isolation knobs; Flavor validates sizes and names the field."""
+
     def opt(v: int) -> int | None:
         return v or None
 

@@ -5,11 +5,13 @@ and reordering are harmless. Implements cell.agent_hub.HostListener."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+
+from cellfed.v1 import agent_pb2
 
 from cell import lifecycle as lc
 from cell.controller import CellController
 from cell.hosts import HostState
-from cellfed.v1 import agent_pb2
 from replication.cell_records import HostRow
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,9 @@ class HostReports:
             HostRow(host, state.vcpus, state.memory_mb, state.disk_gb, state.cpu_allocation_ratio,
                     state.memory_allocation_ratio, state.libvirt_uri, state.disabled, now)
         )  # fmt: skip
-        log.info("host %s connected (%d vCPUs, %d MB, %d domains)", host, r.vcpus, r.memory_mb, len(hello.domains))
+        log.info(
+            "host %s connected (%d vCPUs, %d MB, %d domains)", host, r.vcpus, r.memory_mb, len(hello.domains)
+        )
         await self._observe(host, hello.domains)
         c.agents.desired_state(host, c.all_instances(), now)
 
@@ -71,14 +75,16 @@ class HostReports:
         self._c.hosts.disconnected(host)
         log.warning("host %s disconnected", host)
 
-    async def _observe(self, host: str, domains: list[agent_pb2.ObservedDomain]) -> None:
+    async def _observe(self, host: str, domains: Iterable[agent_pb2.ObservedDomain]) -> None:
         """Level-triggered: every instance placed on this host is compared with what the host runs."""
         seen = {d.instance_id: _POWER.get(d.power, lc.PowerState.NO_DOMAIN) for d in domains}
         for inst in self._c.all_instances():
             if inst.record.host_id != host or inst.record.state is lc.State.DELETED:
                 continue
             power = seen.get(inst.spec.instance_id, lc.PowerState.NO_DOMAIN)
-            await self._report(inst.spec.instance_id, host, lc.HostReported(power), f"host reports {power.value}")
+            await self._report(
+                inst.spec.instance_id, host, lc.HostReported(power), f"host reports {power.value}"
+            )
 
     async def _report(self, instance_id: str, host: str, event: lc.Event, reason: str) -> None:
         c = self._c

@@ -30,12 +30,18 @@ def cell_cli() -> None:
 @click.option("--region", required=True, help="The region (= its Cassandra DC), e.g. eu-west.")
 @click.option("--listen", default="127.0.0.1:7100", show_default=True, help="Cell and Agent API address.")
 @click.option("--advertise", default=None, help="Address routers should dial (default: the listen address).")
-@click.option("--metrics-listen", default="127.0.0.1:0", show_default=True, help="Prometheus /metrics address.")
-@click.option("--cassandra", "contact_points", required=True, help="Comma-separated Cassandra contact points.")
+@click.option(
+    "--metrics-listen", default="127.0.0.1:0", show_default=True, help="Prometheus /metrics address."
+)
+@click.option(
+    "--cassandra", "contact_points", required=True, help="Comma-separated Cassandra contact points."
+)
 @click.option("--local-dc", required=True, help="The Cassandra DC of this site.")
 @click.option("--global-keyspace", default="cellfed_global", show_default=True)
 @click.option("--policy", type=click.Choice([p.value for p in Policy]), default="spread", show_default=True)
-@click.option("--host-grace-s", default=3.0, show_default=True, help="Silence after which a host leaves placement.")
+@click.option(
+    "--host-grace-s", default=3.0, show_default=True, help="Silence after which a host leaves placement."
+)
 @click.option("--build-timeout-s", default=120.0, show_default=True)
 def serve(**opts: object) -> None:
     """Runs one cell controller until SIGTERM."""

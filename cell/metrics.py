@@ -28,13 +28,17 @@ class CellMetrics:
             buckets=_FAST_BUCKETS,
             registry=r,
         )
-        self.instances = Gauge("cellfed_cell_instances", "Instances by status.", ["cell", "status"], registry=r)
+        self.instances = Gauge(
+            "cellfed_cell_instances", "Instances by status.", ["cell", "status"], registry=r
+        )
         self.vcpus = Gauge("cellfed_cell_capacity_vcpus", "vCPUs by state.", ["cell", "state"], registry=r)
         self.memory = Gauge(
             "cellfed_cell_capacity_memory_bytes", "Memory by state.", ["cell", "state"], registry=r
         )
         self.disk = Gauge("cellfed_cell_capacity_disk_bytes", "Disk by state.", ["cell", "state"], registry=r)
-        self.hosts_up = Gauge("cellfed_cell_hosts_up", "Compute hosts with a fresh heartbeat.", ["cell"], registry=r)
+        self.hosts_up = Gauge(
+            "cellfed_cell_hosts_up", "Compute hosts with a fresh heartbeat.", ["cell"], registry=r
+        )
         self.heartbeat_age = Gauge(
             "cellfed_cell_agent_heartbeat_age_seconds",
             "Age of each compute agent's last heartbeat.",
@@ -42,7 +46,9 @@ class CellMetrics:
             registry=r,
         )
         self.requests = Counter(
-            "cellfed_cell_requests_total", "Cell API requests by method and code.", ["cell", "method", "code"],
+            "cellfed_cell_requests_total",
+            "Cell API requests by method and code.",
+            ["cell", "method", "code"],
             registry=r,
         )
         self.publish_errors = Counter(

@@ -79,7 +79,9 @@ class Publisher:
             except Exception as exc:
                 self._on_error("index")
                 if delay is None or instance_newer_queued(self._latest, inst):
-                    log.warning("giving up publishing %s after %d tries: %s", inst.spec.instance_id, attempt + 1, exc)
+                    log.warning(
+                        "giving up publishing %s after %d tries: %s", inst.spec.instance_id, attempt + 1, exc
+                    )
                     if delay is None:  # keep it for the next pass rather than lose it
                         self._latest.setdefault(inst.spec.instance_id, inst)
                         await asyncio.sleep(_RETRY_S[-1])

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
+from cellfed.v1 import cell_pb2, cell_pb2_grpc, common_pb2
 
 from cell import lifecycle as lc
 from cell.controller import CellController
@@ -14,7 +15,6 @@ from cell.convert import flavor_from_proto, instance_to_proto
 from cell.records import InstanceSpec
 from cell.upkeep import capacity_summary
 from cell.validation import check_batch, check_build, check_instance_ref
-from cellfed.v1 import cell_pb2, cell_pb2_grpc, common_pb2
 from fedlib.errors import CellfedError, InvalidArgument
 from fedrpc.handlers import unary
 from fedrpc.status import abort_with
@@ -30,7 +30,9 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
         self._c.metrics.requests.labels(self._c.settings.cell_id, method, code).inc()
 
     @unary()
-    async def BuildInstance(self, request: cell_pb2.BuildInstanceRequest, context: grpc.aio.ServicerContext) -> common_pb2.Instance:  # noqa: N802,E501
+    async def BuildInstance(
+        self, request: cell_pb2.BuildInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.Instance:
         c = self._c
         labels = dict(request.labels)
         check_build(
@@ -55,12 +57,16 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
         return instance_to_proto(c, await c.build(spec))
 
     @unary()
-    async def GetInstance(self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext) -> common_pb2.Instance:  # noqa: N802,E501
+    async def GetInstance(
+        self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.Instance:
         check_instance_ref(request.instance_id, request.tenant, tenant_required=False)
         return instance_to_proto(self._c, self._c.find(request.instance_id, request.tenant))
 
     @unary()
-    async def BatchGetInstances(self, request: cell_pb2.BatchGetInstancesRequest, context: grpc.aio.ServicerContext) -> cell_pb2.BatchGetInstancesResponse:  # noqa: N802,E501
+    async def BatchGetInstances(
+        self, request: cell_pb2.BatchGetInstancesRequest, context: grpc.aio.ServicerContext
+    ) -> cell_pb2.BatchGetInstancesResponse:
         ids = list(request.instance_ids)
         check_batch(ids)
         out = cell_pb2.BatchGetInstancesResponse()
@@ -74,14 +80,18 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
         return out
 
     @unary()
-    async def ListInstances(self, request: cell_pb2.CellListInstancesRequest, context: grpc.aio.ServicerContext) -> cell_pb2.CellListInstancesResponse:  # noqa: N802,E501
+    async def ListInstances(
+        self, request: cell_pb2.CellListInstancesRequest, context: grpc.aio.ServicerContext
+    ) -> cell_pb2.CellListInstancesResponse:
         size = request.page_size or 100
         if not 1 <= size <= _PAGE_MAX:
             raise InvalidArgument(f"page_size must be 1-{_PAGE_MAX}", field="page_size")
+        after, host = request.page_token, request.host
         items = [
-            i for i in self._c.instances_of(request.tenant)
-            if i.spec.instance_id > request.page_token and (not request.host or i.record.host_id == request.host)
-        ]  # fmt: skip
+            i
+            for i in self._c.instances_of(request.tenant)
+            if i.spec.instance_id > after and (not host or i.record.host_id == host)
+        ]
         page = items[:size]
         out = cell_pb2.CellListInstancesResponse(instances=[instance_to_proto(self._c, i) for i in page])
         if len(items) > size:
@@ -93,22 +103,32 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
         return instance_to_proto(self._c, await self._c.request(request.instance_id, request.tenant, event))
 
     @unary()
-    async def DeleteInstance(self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext) -> common_pb2.Instance:  # noqa: N802,E501
+    async def DeleteInstance(
+        self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.Instance:
         return await self._act(request, lc.Delete())
 
     @unary()
-    async def StartInstance(self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext) -> common_pb2.Instance:  # noqa: N802,E501
+    async def StartInstance(
+        self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.Instance:
         return await self._act(request, lc.Start())
 
     @unary()
-    async def StopInstance(self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext) -> common_pb2.Instance:  # noqa: N802,E501
+    async def StopInstance(
+        self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.Instance:
         return await self._act(request, lc.Stop())
 
     @unary()
-    async def RebootInstance(self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext) -> common_pb2.Instance:  # noqa: N802,E501
+    async def RebootInstance(
+        self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.Instance:
         return await self._act(request, lc.Reboot())
 
-    async def WatchInstance(self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[common_pb2.InstanceEvent]:  # noqa: N802,E501
+    async def WatchInstance(
+        self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[common_pb2.InstanceEvent]:
         try:
             check_instance_ref(request.instance_id, request.tenant, tenant_required=False)
             async for inst, reason in self._c.watch(request.instance_id, request.tenant):
@@ -119,11 +139,15 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
             await abort_with(context, exc)
 
     @unary()
-    async def GetCellStatus(self, request: cell_pb2.GetCellStatusRequest, context: grpc.aio.ServicerContext) -> cell_pb2.CellStatus:  # noqa: N802,E501
+    async def GetCellStatus(
+        self, request: cell_pb2.GetCellStatusRequest, context: grpc.aio.ServicerContext
+    ) -> cell_pb2.CellStatus:
         return self._status()
 
     @unary()
-    async def SetCellDrained(self, request: cell_pb2.SetCellDrainedRequest, context: grpc.aio.ServicerContext) -> cell_pb2.CellStatus:  # noqa: N802,E501
+    async def SetCellDrained(
+        self, request: cell_pb2.SetCellDrainedRequest, context: grpc.aio.ServicerContext
+    ) -> cell_pb2.CellStatus:
         self._c.drained = request.drained
         return self._status()
 
@@ -132,7 +156,7 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
         s = capacity_summary(c)
         out = cell_pb2.CellStatus(
             cell=c.settings.cell_id, site=c.settings.site_id, region=c.settings.region, drained=c.drained,
-            health=common_pb2.DRAINED if c.drained else (common_pb2.HEALTHY if s.hosts_up else common_pb2.DEGRADED),
+            health=_health(c.drained, s.hosts_up),
             capacity=common_pb2.Capacity(
                 vcpus_total=s.vcpus_total, vcpus_free=s.vcpus_free, memory_mb_total=s.mem_mb_total,
                 memory_mb_free=s.mem_mb_free, disk_gb_total=s.disk_gb_total, disk_gb_free=s.disk_gb_free,
@@ -150,3 +174,9 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
             out.instances_by_status[status] = out.instances_by_status[status] + 1
         out.observed_at.FromMilliseconds(now)
         return out
+
+
+def _health(drained: bool, hosts_up: int) -> common_pb2.Health.ValueType:
+    if drained:
+        return common_pb2.DRAINED
+    return common_pb2.HEALTHY if hosts_up else common_pb2.DEGRADED

@@ -41,12 +41,16 @@ async def fail_stuck_builds(c: CellController) -> None:
     now = c.now_ms()
     limit = c.settings.build_timeout_ms
     stuck = [
-        i for i in c.all_instances() if i.record.state is lc.State.BUILDING and now - i.spec.created_ms > limit
+        i
+        for i in c.all_instances()
+        if i.record.state is lc.State.BUILDING and now - i.spec.created_ms > limit
     ]
     for inst in stuck:
         async with c.lock:
             fault = lc.Fault("BUILD_TIMEOUT", f"the build did not finish within {limit // 1000}s")
-            await c.apply_locked(c.all_by_id()[inst.spec.instance_id], lc.BuildFailed(fault), "build timed out")
+            await c.apply_locked(
+                c.all_by_id()[inst.spec.instance_id], lc.BuildFailed(fault), "build timed out"
+            )
 
 
 def capacity_summary(c: CellController) -> CapacitySummary:
@@ -76,10 +80,10 @@ async def refresh_gauges(c: CellController) -> None:
     for state in lc.State:
         m.instances.labels(cell, state.value).set(counts.get(state.value, 0))
     s = summarize(c.host_views())
-    for state, value in (("total", s.capacity), ("used", s.used), ("free", s.free)):
-        m.vcpus.labels(cell, state).set(value.vcpus)
-        m.memory.labels(cell, state).set(value.memory_mb * 1024 * 1024)
-        m.disk.labels(cell, state).set(value.disk_gb * 1024**3)
+    for kind, value in (("total", s.capacity), ("used", s.used), ("free", s.free)):
+        m.vcpus.labels(cell, kind).set(value.vcpus)
+        m.memory.labels(cell, kind).set(value.memory_mb * 1024 * 1024)
+        m.disk.labels(cell, kind).set(value.disk_gb * 1024**3)
     m.hosts_up.labels(cell).set(s.hosts_up)
     for host in c.hosts.all():
         if host.last_seen_ms is not None:

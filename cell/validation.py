@@ -47,7 +47,9 @@ def check_labels(labels: dict[str, str]) -> None:
         if not key or len(key) > MAX_LABEL_KEY:
             raise InvalidArgument(f"label key {key[:80]!r} must be 1-{MAX_LABEL_KEY} chars", field="labels")
         if len(value) > MAX_LABEL_VALUE:
-            raise InvalidArgument(f"label {key!r} value exceeds {MAX_LABEL_VALUE} chars", field=f"labels.{key}")
+            raise InvalidArgument(
+                f"label {key!r} value exceeds {MAX_LABEL_VALUE} chars", field=f"labels.{key}"
+            )
 
 
 def check_instance_ref(instance_id: str, tenant: str, *, tenant_required: bool) -> None:
@@ -58,6 +60,8 @@ def check_instance_ref(instance_id: str, tenant: str, *, tenant_required: bool) 
 
 def check_batch(ids: list[str]) -> None:
     if len(ids) > MAX_BATCH:
-        raise InvalidArgument(f"instance_ids has {len(ids)} entries; the limit is {MAX_BATCH}", field="instance_ids")
+        raise InvalidArgument(
+            f"instance_ids has {len(ids)} entries; the limit is {MAX_BATCH}", field="instance_ids"
+        )
     for i in ids:
         parse_instance_id(i, "instance_ids")

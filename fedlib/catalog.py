@@ -63,7 +63,9 @@ def resolve_flavor(name: str, field: str = "flavor") -> FlavorSpec:
         return FLAVORS[name]
     except KeyError:
         known = ", ".join(sorted(FLAVORS))
-        raise InvalidArgument(f"{field} {name!r} is not a known flavor (known: {known})", field=field) from None
+        raise InvalidArgument(
+            f"{field} {name!r} is not a known flavor (known: {known})", field=field
+        ) from None
 
 
 def check_image(name: str, field: str = "image") -> str:

@@ -33,7 +33,8 @@ def check_tenant(value: str, field: str = "tenant") -> str:
 def check_display_name(value: str, field: str = "name") -> str:
     if not _DISPLAY_NAME.match(value or ""):
         raise InvalidArgument(
-            f"{field} {value!r} must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            f"{field} {value!r} must be 1-63 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
             field=field,
         )
     return value

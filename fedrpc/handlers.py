@@ -38,7 +38,9 @@ def unary() -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R
             except Exception:
                 code = "INTERNAL"
                 log.exception("%s failed", method)
-                await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log")
+                await context.abort(
+                    grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log"
+                )
                 raise
             finally:
                 count = getattr(self, "count_request", None)

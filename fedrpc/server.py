@@ -26,7 +26,9 @@ class RunningServer:
     port: int
 
     async def set_serving(self, service: str = "", serving: bool = True) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         await self.health.set(service, status)
 
     async def stop(self, grace_s: float = 2.0) -> None:

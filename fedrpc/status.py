@@ -36,7 +36,7 @@ ERROR_OF: dict[grpc.StatusCode, type[errors.CellfedError]] = {
 def status_code_for(error: errors.CellfedError) -> grpc.StatusCode:
     for cls in type(error).__mro__:
         if cls in STATUS_OF:
-            return STATUS_OF[cls]  # type: ignore[index]
+            return STATUS_OF[cls]
     return grpc.StatusCode.INTERNAL
 
 
@@ -76,7 +76,7 @@ def error_from_rpc(exc: grpc.aio.AioRpcError, *, target: str) -> errors.CellfedE
 
 
 def _field_of(exc: grpc.aio.AioRpcError) -> str | None:
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    status = rpc_status.from_call(exc)
     if status is None:
         return None
     for detail in status.details:

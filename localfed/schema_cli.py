@@ -34,7 +34,9 @@ def schema_cli() -> None:
 @click.option("--cells", default="", help="Cell keyspaces, e.g. par1-c1:eu-west,nyc1-c1:us-east.")
 @click.option("--global-keyspace", default="cellfed_global", show_default=True)
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def apply(contact_points: str, local_dc: str, dcs: str, cells: str, global_keyspace: str, output: str) -> None:
+def apply(
+    contact_points: str, local_dc: str, dcs: str, cells: str, global_keyspace: str, output: str
+) -> None:
     """Applies every pending migration; prints what changed."""
     try:
         dc_rf = {dc: int(rf) for dc, rf in _pairs(dcs, "--dcs")}
@@ -54,7 +56,11 @@ def apply(contact_points: str, local_dc: str, dcs: str, cells: str, global_keysp
 
 
 async def _apply(
-    contact_points: str, local_dc: str, dcs: dict[str, int], cells: list[tuple[str, str]], global_keyspace: str
+    contact_points: str,
+    local_dc: str,
+    dcs: dict[str, int],
+    cells: list[tuple[str, str]],
+    global_keyspace: str,
 ) -> list[dict[str, object]]:
     from replication.cql import migrate
     from replication.cql.session import connect

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from replication.cell_records import DELETED_RETENTION_S, HostRow, InstanceRow
 from fedlib.errors import NotFound
+from replication.cell_records import DELETED_RETENTION_S, HostRow, InstanceRow
 
 _DAY_MS = 86_400_000
 
@@ -39,7 +39,9 @@ class MemoryCellRecords:
     ) -> None:
         self._events.setdefault((instance_id, at_ms // _DAY_MS), []).append((at_ms, kind, status, detail))
 
-    async def events(self, instance_id: str, day_ms: int, limit: int = 100) -> list[tuple[int, str, str, str]]:
+    async def events(
+        self, instance_id: str, day_ms: int, limit: int = 100
+    ) -> list[tuple[int, str, str, str]]:
         rows = sorted(self._events.get((instance_id, day_ms // _DAY_MS), []), reverse=True)
         return rows[:limit]
 

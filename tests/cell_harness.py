@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-
 from cellfed.v1 import cell_pb2, cell_pb2_grpc
 
 READY_TIMEOUT_S = 60.0
@@ -25,7 +24,7 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "localfed", *args],
         stdout=subprocess.PIPE,
-        stderr=open(log, "ab"),  # noqa: SIM115 (the child owns it)
+        stderr=open(log, "ab"),
         start_new_session=True,
     )
 
@@ -51,7 +50,9 @@ class Agent:
 
     def domains(self) -> float:
         """How many cellfed domains the agent's own libvirt connection holds, from its /metrics."""
-        body = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
+        body = (
+            urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
+        )
         return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
                    if line.startswith("cellfed_agent_domains{"))  # fmt: skip
 
@@ -79,7 +80,9 @@ class CellHarness:
         ready = _wait_ready(self.controller, "cell controller")
         self.port = int(ready["port"])
 
-    def start_agent(self, host_id: str, *, vcpus: int = 8, memory_mb: int = 16384, disk_gb: int = 200) -> Agent:
+    def start_agent(
+        self, host_id: str, *, vcpus: int = 8, memory_mb: int = 16384, disk_gb: int = 200
+    ) -> Agent:
         proc = _spawn(
             ["agent", "serve", "--host-id", host_id, "--cell-id", self.cell_id,
              "--controller", f"127.0.0.1:{self.port}", "--state-dir", str(self.workdir / host_id),

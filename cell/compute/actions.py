@@ -9,12 +9,13 @@ import logging
 import time
 from collections.abc import Mapping
 
+from cellfed.v1 import agent_pb2
+
 from cell.compute import reconcile as rc
 from cell.compute.domain_xml import build_domain_xml, domain_name
 from cell.compute.domains import HostLayout, materialize
 from cell.compute.hypervisor import Hypervisor, LibvirtCallError, PowerState
 from cell.compute.metrics import AgentMetrics
-from cellfed.v1 import agent_pb2
 from fedlib.errors import CellfedError
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,9 @@ _STOP_TIMEOUT_S = 30.0
 
 
 class Executor:
-    def __init__(self, hv: Hypervisor, layout: HostLayout, metrics: AgentMetrics, host: str, parallel: int) -> None:
+    def __init__(
+        self, hv: Hypervisor, layout: HostLayout, metrics: AgentMetrics, host: str, parallel: int
+    ) -> None:
         self._hv, self._layout, self._metrics, self._host = hv, layout, metrics, host
         self._locks: dict[str, asyncio.Lock] = {}
         self._slots = asyncio.Semaphore(parallel)
@@ -54,7 +57,9 @@ class Executor:
         except CellfedError as exc:  # e.g. a spec the domain builder refused: a build fault, not a crash
             result.ok, result.error, result.failed_call = False, exc.message, "domain_spec"
         finally:
-            self._metrics.command_seconds.labels(self._host, action or "none").observe(time.monotonic() - started)
+            self._metrics.command_seconds.labels(self._host, action or "none").observe(
+                time.monotonic() - started
+            )
         return result
 
     def _spawn(self, spawn: agent_pb2.SpawnDomain, start: bool) -> None:
@@ -91,7 +96,11 @@ class Executor:
             self._metrics.drift.labels(self._host, action.kind.value).inc()
             log.warning("drift %s on %s: %s", action.kind.value, action.instance_id, action.detail)
             return
-        iid = action.instance.instance_id if isinstance(action, rc.DefineAndStart | rc.Define) else action.instance_id
+        iid = (
+            action.instance.instance_id
+            if isinstance(action, rc.DefineAndStart | rc.Define)
+            else action.instance_id
+        )
         try:
             async with self._lock(iid), self._slots:
                 await asyncio.to_thread(self._apply_sync, action, specs)

@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
+from cellfed.v1 import agent_pb2, agent_pb2_grpc
 
 from cell.compute import actions
 from cell.compute.desired import apply_command
@@ -24,7 +26,6 @@ from cell.compute.hypervisor import Hypervisor, LifecycleEvent
 from cell.compute.metrics import AgentMetrics
 from cell.compute.observe import event_power, observed_domains, report_domains
 from cell.compute.reconcile import DesiredState, OrphanPolicy, reconcile
-from cellfed.v1 import agent_pb2, agent_pb2_grpc
 from fedrpc.channel import open_channel
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class ComputeAgent:
         self._reconcile_lock = asyncio.Lock()
         self._events: asyncio.Queue[LifecycleEvent] = asyncio.Queue(4096)
         self.connected = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         """Serves forever: reconnects with backoff; running domains are never touched on disconnect."""
@@ -141,7 +143,9 @@ class ComputeAgent:
             domains=report_domains(domains, s.cell_id), agent_version="1",
         )  # fmt: skip
 
-    async def _writer(self, call: grpc.aio.StreamStreamCall, outbound: asyncio.Queue[agent_pb2.AgentMessage]) -> None:
+    async def _writer(
+        self, call: grpc.aio.StreamStreamCall, outbound: asyncio.Queue[agent_pb2.AgentMessage]
+    ) -> None:
         while True:  # grpc.aio allows one writer at a time: every message goes through this task
             await call.write(await outbound.get())
 
@@ -163,7 +167,9 @@ class ComputeAgent:
             if message is not None:
                 await outbound.put(agent_pb2.AgentMessage(domain_event=message))
 
-    async def _handle(self, message: agent_pb2.ControllerMessage, outbound: asyncio.Queue[agent_pb2.AgentMessage]) -> None:  # noqa: E501
+    async def _handle(
+        self, message: agent_pb2.ControllerMessage, outbound: asyncio.Queue[agent_pb2.AgentMessage]
+    ) -> None:
         kind = message.WhichOneof("body")
         if kind == "command":
             command = message.command
@@ -171,12 +177,20 @@ class ComputeAgent:
                 apply_command(self._desired, command)
 
             async def run_and_report() -> None:
-                await outbound.put(agent_pb2.AgentMessage(command_result=await self.executor.command(command)))
+                await outbound.put(
+                    agent_pb2.AgentMessage(command_result=await self.executor.command(command))
+                )
 
-            asyncio.create_task(run_and_report())
+            self._background(run_and_report())
         elif kind == "desired":
             self._desired, self._desired_as_of = message.desired, self._now()
-            asyncio.create_task(self.reconcile_once())
+            self._background(self.reconcile_once())
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Keeps a reference until done: the loop holds tasks only weakly."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _reconcile_forever(self) -> None:
         while True:
@@ -194,7 +208,9 @@ class ComputeAgent:
             desired = self._desired
             specs = {d.spec.instance_id: d.spec for d in desired.domains}
             state = DesiredState(
-                tuple(desired_instance(d) for d in desired.domains), self._desired_as_of, self.settings.cell_id
+                tuple(desired_instance(d) for d in desired.domains),
+                self._desired_as_of,
+                self.settings.cell_id,
             )
             observed = observed_domains(await asyncio.to_thread(self._hv.list_domains))
             policy = OrphanPolicy(grace_ms=int(self.settings.orphan_grace_s * 1000))

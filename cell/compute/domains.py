@@ -7,11 +7,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from cellfed.v1 import agent_pb2
+
 from cell.compute.config_drive import ConfigDriveSpec, build_config_drive
 from cell.compute.domain_spec import DiskImage, DomainSpec, InstanceMetadata, Isolation, KernelBoot
 from cell.compute.reconcile import DesiredInstance, DesiredPower
 from cell.placement import Flavor
-from cellfed.v1 import agent_pb2
 
 # Instance ids are unique federation-wide, so a name-based UUID is stable across agent restarts.
 _UUID_NAMESPACE = uuid.UUID("6f1c1c52-8a39-4d7a-9d4e-0c0f0d000000")
@@ -38,7 +39,9 @@ def flavor_of(spawn: agent_pb2.SpawnDomain) -> Flavor:
 
 def desired_instance(domain: agent_pb2.DesiredDomain) -> DesiredInstance:
     power = DesiredPower.RUNNING if domain.power == agent_pb2.RUNNING else DesiredPower.STOPPED
-    return DesiredInstance(domain.spec.instance_id, power, flavor_of(domain.spec), domain.spec.spec_version or 1)
+    return DesiredInstance(
+        domain.spec.instance_id, power, flavor_of(domain.spec), domain.spec.spec_version or 1
+    )
 
 
 def domain_spec(spawn: agent_pb2.SpawnDomain, layout: HostLayout, config_drive: Path | None) -> DomainSpec:
@@ -74,7 +77,9 @@ def materialize(spawn: agent_pb2.SpawnDomain, layout: HostLayout) -> DomainSpec:
         (layout.state_dir / sub).mkdir(parents=True, exist_ok=True)
     drive = layout.state_dir / "drives" / f"{spawn.instance_id}.iso"
     build_config_drive(
-        ConfigDriveSpec(spawn.instance_id, instance_uuid(spawn.instance_id), spawn.tenant, spawn.cell, spawn.user_data),
+        ConfigDriveSpec(
+            spawn.instance_id, instance_uuid(spawn.instance_id), spawn.tenant, spawn.cell, spawn.user_data
+        ),
         drive,
     )
     return domain_spec(spawn, layout, drive)

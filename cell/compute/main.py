@@ -29,7 +29,9 @@ def agent_cli() -> None:
 @click.option("--libvirt-uri", default="test:///default", show_default=True)
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Per-instance files: config drives, serial logs.")  # fmt: skip
-@click.option("--vcpus", default=0, show_default=True, help="Override the vCPUs libvirt reports (0: use libvirt's).")
+@click.option(
+    "--vcpus", default=0, show_default=True, help="Override the vCPUs libvirt reports (0: use libvirt's)."
+)
 @click.option("--memory-mb", default=0, show_default=True, help="Override the memory libvirt reports.")
 @click.option("--disk-gb", default=100, show_default=True)
 @click.option("--metrics-listen", default="127.0.0.1:0", show_default=True)
@@ -57,7 +59,9 @@ async def _serve(settings: AgentSettings, state_dir: Path, metrics_listen: str) 
 
         image = await asyncio.to_thread(build_guest_image)
         kernel, initrd = image.kernel, image.initrd
-    layout = HostLayout(state_dir.resolve(), "qemu" if real else "test", kernel, initrd)
+    layout = HostLayout(
+        await asyncio.to_thread(state_dir.resolve), "qemu" if real else "test", kernel, initrd
+    )
     hv = await asyncio.to_thread(LibvirtHost, settings.libvirt_uri)
     metrics = AgentMetrics(settings.host_id)
     port = serve_metrics(metrics_listen, metrics.registry)

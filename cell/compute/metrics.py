@@ -11,7 +11,10 @@ class AgentMetrics:
         self.host = host
         r = self.registry
         self.libvirt_errors = Counter(
-            "cellfed_agent_libvirt_errors_total", "libvirt calls that failed, by call.", ["host", "call"], registry=r
+            "cellfed_agent_libvirt_errors_total",
+            "libvirt calls that failed, by call.",
+            ["host", "call"],
+            registry=r,
         )
         self.command_seconds = Histogram(
             "cellfed_agent_command_duration_seconds",
@@ -20,10 +23,21 @@ class AgentMetrics:
             buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
             registry=r,
         )
-        self.domains = Gauge("cellfed_agent_domains", "cellfed domains on this host by power state.", ["host", "power"], registry=r)  # noqa: E501
+        self.domains = Gauge(
+            "cellfed_agent_domains",
+            "cellfed domains on this host by power state.",
+            ["host", "power"],
+            registry=r,
+        )
         self.drift = Counter(
-            "cellfed_agent_reconcile_drift_total", "Drift found by reconcile, by kind.", ["host", "kind"], registry=r
+            "cellfed_agent_reconcile_drift_total",
+            "Drift found by reconcile, by kind.",
+            ["host", "kind"],
+            registry=r,
         )
         self.connected = Gauge(
-            "cellfed_agent_controller_connected", "1 while the stream to the controller is up.", ["host"], registry=r
+            "cellfed_agent_controller_connected",
+            "1 while the stream to the controller is up.",
+            ["host"],
+            registry=r,
         )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from cellfed.v1 import agent_pb2
+
 from cell import lifecycle as lc
 from cell.compute.domain_xml import domain_name
 from cell.compute.hypervisor import DomainInfo, EventKind, LifecycleEvent, PowerState
 from cell.compute.reconcile import ObservedDomain
-from cellfed.v1 import agent_pb2
 
 _PREFIX = domain_name("")
 
@@ -75,7 +76,7 @@ def event_power(event: LifecycleEvent) -> agent_pb2.DomainEvent | None:
     if power is None or not event.domain_name.startswith(_PREFIX):
         return None
     message = agent_pb2.DomainEvent(
-        instance_id=event.domain_name[len(_PREFIX):],
+        instance_id=event.domain_name[len(_PREFIX) :],
         power=power,
         detail=f"{event.kind.name.lower()} {event.detail_name}".strip(),
     )

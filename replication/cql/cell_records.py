@@ -38,7 +38,9 @@ class CqlCellRecords(CqlTable):
         )
 
     async def get_instance(self, instance_id: str) -> InstanceRow:
-        row = await self.read_one(f"SELECT {_COLUMNS} FROM {self.ks}.instances WHERE instance_id = ?", (instance_id,))
+        row = await self.read_one(
+            f"SELECT {_COLUMNS} FROM {self.ks}.instances WHERE instance_id = ?", (instance_id,)
+        )
         if row is None:
             raise NotFound(f"instance {instance_id} not found in this cell")
         return _instance(row)
@@ -59,7 +61,16 @@ class CqlCellRecords(CqlTable):
         await self.run(
             f"INSERT INTO {self.ks}.hosts (bucket, host_id, vcpus, mem_mb, disk_gb, state, agent_endpoint, "
             "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (BUCKET, row.host_id, row.vcpus, row.memory_mb, row.disk_gb, state, row.libvirt_uri, row.updated_ms),
+            (
+                BUCKET,
+                row.host_id,
+                row.vcpus,
+                row.memory_mb,
+                row.disk_gb,
+                state,
+                row.libvirt_uri,
+                row.updated_ms,
+            ),
         )
 
     async def load_hosts(self) -> list[HostRow]:
@@ -74,16 +85,18 @@ class CqlCellRecords(CqlTable):
         self, instance_id: str, at_ms: int, kind: str, status: str, detail: str, request_id: str = ""
     ) -> None:
         await self.run(
-            f"INSERT INTO {self.ks}.instance_events (instance_id, day, at, event_id, kind, status, request_id, "
-            "detail) VALUES (?, ?, ?, now(), ?, ?, ?, ?)",
+            f"INSERT INTO {self.ks}.instance_events (instance_id, day, at, event_id, kind, status, "
+            "request_id, detail) VALUES (?, ?, ?, now(), ?, ?, ?, ?)",
             (instance_id, at_ms // _DAY_MS, at_ms, kind, status, request_id, detail),
             idempotent=False,  # now() makes a retry a second row
         )
 
-    async def events(self, instance_id: str, day_ms: int, limit: int = 100) -> list[tuple[int, str, str, str]]:
+    async def events(
+        self, instance_id: str, day_ms: int, limit: int = 100
+    ) -> list[tuple[int, str, str, str]]:
         rows = await self.read(
-            f"SELECT at, kind, status, detail FROM {self.ks}.instance_events WHERE instance_id = ? AND day = ? "
-            "LIMIT ?",
+            f"SELECT at, kind, status, detail FROM {self.ks}.instance_events "
+            "WHERE instance_id = ? AND day = ? LIMIT ?",
             (instance_id, day_ms // _DAY_MS, limit),
         )
         return [(r["at"], r["kind"], r["status"], r["detail"]) for r in rows]

@@ -74,14 +74,15 @@ async def test_heartbeats_expire(h: Harness) -> None:
     r = h.store.routers
     a = RouterMember(f"ra-{h.unique}", "par1", "ra:7000", h.now_ms())
     b = RouterMember(f"rb-{h.unique}", "par1", "rb:7000", h.now_ms())
-    await r.heartbeat(a, ttl_s=1)
+    # Cassandra counts TTLs in whole seconds from the write's second: a TTL of n lives n-1 to n seconds.
+    await r.heartbeat(a, ttl_s=3)
     await r.heartbeat(b, ttl_s=60)
 
     def mine(members: list[RouterMember]) -> list[str]:
         return [m.router_id for m in members if m.router_id.endswith(h.unique)]
 
     assert mine(await r.live_members()) == [a.router_id, b.router_id]
-    await h.advance(2.5)
+    await h.advance(3.5)
     assert mine(await r.live_members()) == [b.router_id]
     await r.heartbeat(a, ttl_s=60)
     await r.leave(b.router_id)

@@ -24,7 +24,7 @@ GLOBAL_KS = "it_global"  # replicated in every DC
 
 
 async def _session(cc: CassandraCluster, dc: str) -> CqlSession:
-    return await asyncio.to_thread(connect, [cc.address_of(dc)], dc, port=cc.port, timeout_s=5.0, retries=5)
+    return await asyncio.to_thread(connect, [cc.address_of(dc)], dc, port=cc.port, timeout_s=10.0, retries=5)
 
 
 async def _eventually(check: Callable[[], Awaitable[T | None]], *, deadline_s: float, what: str) -> T:
@@ -166,6 +166,7 @@ async def test_a_dead_dc_does_not_stop_the_others_and_gets_missed_writes_by_hint
 async def test_acknowledged_writes_survive_sigkill(cassandra_cluster: CassandraCluster) -> None:
     dc, count = "us-east", 400
     session = await _session(cassandra_cluster, dc)
+    acknowledged: set[int] = set()
     try:
         await session.execute(
             "CREATE KEYSPACE IF NOT EXISTS it_durable WITH replication = "
@@ -174,15 +175,19 @@ async def test_acknowledged_writes_survive_sigkill(cassandra_cluster: CassandraC
         await session.execute("CREATE TABLE IF NOT EXISTS it_durable.kv (k int PRIMARY KEY, v text)")
         insert = await session.prepare("INSERT INTO it_durable.kv (k, v) VALUES (?, ?)")
         for start in range(0, count, 50):
-            await asyncio.gather(
-                *(
-                    session.execute(insert, (k, f"v{k}"), consistency="LOCAL_ONE")
-                    for k in range(start, start + 50)
-                )
+            chunk = range(start, start + 50)
+            outcomes = await asyncio.gather(
+                *(session.execute(insert, (k, f"v{k}"), consistency="LOCAL_ONE") for k in chunk),
+                return_exceptions=True,
             )
+            acknowledged.update(
+                k for k, o in zip(chunk, outcomes, strict=True) if not isinstance(o, Exception)
+            )
+        cassandra_cluster.kill(dc)  # right after the last acknowledgement: no flush, no clean shutdown
     finally:
         await session.aclose()
-    cassandra_cluster.kill(dc)  # right after the last acknowledgement: no flush, no clean shutdown
+    # The promise is about acknowledged writes; a timed-out one may or may not have landed.
+    assert len(acknowledged) >= count * 0.9
     await cassandra_cluster.restart(dc)
     session = await _session(cassandra_cluster, dc)
     try:
@@ -190,7 +195,8 @@ async def test_acknowledged_writes_survive_sigkill(cassandra_cluster: CassandraC
             "SELECT k, v FROM it_durable.kv", consistency="LOCAL_ONE", fetch_size=1000
         )
         assert result.paging_state is None
-        assert {r["k"]: r["v"] for r in result.rows} == {k: f"v{k}" for k in range(count)}
+        survived = {r["k"]: r["v"] for r in result.rows}
+        assert {k: survived.get(k) for k in acknowledged} == {k: f"v{k}" for k in acknowledged}
     finally:
         await session.aclose()
 

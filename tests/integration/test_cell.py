@@ -6,6 +6,7 @@ UNKNOWN with an age; idempotent builds; failed builds stay listable and deletabl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import signal
 import time
@@ -17,8 +18,8 @@ from typing import Any
 
 import grpc
 import pytest
-
 from cellfed.v1 import cell_pb2, common_pb2
+
 from fedlib.catalog import FLAVORS
 from fedlib.ids import new_instance_id
 from tests.cell_harness import CellHarness
@@ -33,7 +34,9 @@ def new_id(cell: str) -> str:
     return str(new_instance_id(cell, time.time_ns() // 1_000_000, random.getrandbits(80)))
 
 
-def build_request(cell: str, name: str, flavor: common_pb2.Flavor = SMALL, **kw: Any) -> cell_pb2.BuildInstanceRequest:
+def build_request(
+    cell: str, name: str, flavor: common_pb2.Flavor = SMALL, **kw: Any
+) -> cell_pb2.BuildInstanceRequest:
     return cell_pb2.BuildInstanceRequest(
         instance_id=kw.pop("instance_id", None) or new_id(cell), tenant=TENANT, display_name=name,
         flavor=flavor, image="debian-12", **kw,
@@ -62,11 +65,15 @@ async def cell(cassandra_cluster: Any, tmp_path: Any) -> AsyncIterator[CellHarne
 
 
 async def statuses(stub: Any, ids: list[str]) -> dict[str, common_pb2.Instance]:
-    got = await stub.BatchGetInstances(cell_pb2.BatchGetInstancesRequest(tenant=TENANT, instance_ids=ids), timeout=5)
+    got = await stub.BatchGetInstances(
+        cell_pb2.BatchGetInstancesRequest(tenant=TENANT, instance_ids=ids), timeout=5
+    )
     return {i.instance_id: i for i in got.instances}
 
 
-async def wait_until(stub: Any, ids: list[str], done: set[int], timeout_s: float = 45.0) -> dict[str, common_pb2.Instance]:
+async def wait_until(
+    stub: Any, ids: list[str], done: set[int], timeout_s: float = 45.0
+) -> dict[str, common_pb2.Instance]:
     deadline = time.monotonic() + timeout_s
     while True:
         current = await statuses(stub, ids)
@@ -90,7 +97,9 @@ async def test_concurrent_builds_never_overbook_a_host(cell: CellHarness) -> Non
     )
     built = [r for r in results if isinstance(r, common_pb2.Instance)]
     refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
-    assert len(built) == 18, [r for r in results if not isinstance(r, common_pb2.Instance | grpc.aio.AioRpcError)]
+    assert len(built) == 18, [
+        r for r in results if not isinstance(r, common_pb2.Instance | grpc.aio.AioRpcError)
+    ]
     assert len(refused) == 32
     assert {e.code() for e in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
     assert "disk" in refused[0].details()
@@ -128,12 +137,16 @@ async def test_agent_sigkill_during_builds_leaves_nothing_stuck(cell: CellHarnes
               for n in range(30)]  # fmt: skip
     await asyncio.wait(builds, return_when=asyncio.FIRST_COMPLETED)
     cell.signal_agent("h2", signal.SIGKILL)  # mid-flight: spawns already sent to h2 die with it
-    built = [r for r in await asyncio.gather(*builds, return_exceptions=True) if isinstance(r, common_pb2.Instance)]
+    built = [
+        r for r in await asyncio.gather(*builds, return_exceptions=True) if isinstance(r, common_pb2.Instance)
+    ]
     assert len(built) == 30
     ids = [i.instance_id for i in built]
     await asyncio.sleep(2.5)  # past the host grace: h2's instances read UNKNOWN, with an age
     on_h2 = [i for i in (await statuses(stub, ids)).values() if i.host == "h2"]
-    assert on_h2 and all(i.status == common_pb2.UNKNOWN and i.stale and i.data_age.ToMilliseconds() > 0 for i in on_h2)
+    assert on_h2 and all(
+        i.status == common_pb2.UNKNOWN and i.stale and i.data_age.ToMilliseconds() > 0 for i in on_h2
+    )
     cell.start_agent("h2")  # the agent returns (the test driver starts empty, like a rebooted host)
     final = await wait_until(stub, ids, {common_pb2.ACTIVE, common_pb2.ERROR})
     assert all(i.status == common_pb2.ACTIVE for i in final.values())
@@ -151,10 +164,10 @@ async def test_controller_sigkill_and_restart_loses_and_duplicates_nothing(cell:
     acked: list[str] = []
 
     async def build(n: int) -> None:
-        try:
-            acked.append((await stub.BuildInstance(build_request(cell.cell_id, f"vm-{n}"), timeout=5)).instance_id)
-        except grpc.aio.AioRpcError:
-            pass  # not acknowledged: may or may not exist, but must not exist twice
+        # Not acknowledged: it may or may not exist, but must not exist twice.
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            reply = await stub.BuildInstance(build_request(cell.cell_id, f"vm-{n}"), timeout=5)
+            acked.append(reply.instance_id)
 
     tasks = [asyncio.create_task(build(n)) for n in range(40)]
     await asyncio.sleep(0.05)
@@ -164,7 +177,9 @@ async def test_controller_sigkill_and_restart_loses_and_duplicates_nothing(cell:
     cell.start_controller()  # same port: the agents reconnect by themselves
     await cell.wait_hosts_up(2)
     channel, stub = cell.stub()
-    listed = await stub.ListInstances(cell_pb2.CellListInstancesRequest(tenant=TENANT, page_size=500), timeout=5)
+    listed = await stub.ListInstances(
+        cell_pb2.CellListInstancesRequest(tenant=TENANT, page_size=500), timeout=5
+    )
     ids = [i.instance_id for i in listed.instances]
     assert len(ids) == len(set(ids))
     assert set(acked) <= set(ids), "an acknowledged build was lost"
@@ -189,12 +204,18 @@ async def test_silent_host_leaves_placement_within_seconds_and_returns(cell: Cel
             break
         assert time.monotonic() - started < 10, "host still in placement after 10 s of silence"
         await asyncio.sleep(0.1)
-    placed = [await stub.BuildInstance(build_request(cell.cell_id, f"after-{n}"), timeout=10) for n in range(5)]
+    placed = [
+        await stub.BuildInstance(build_request(cell.cell_id, f"after-{n}"), timeout=10) for n in range(5)
+    ]
     assert {i.host for i in placed} == {next(h for h in ("h1", "h2") if h != silent)}
-    got = await stub.GetInstance(cell_pb2.CellInstanceRequest(instance_id=before.instance_id, tenant=TENANT), timeout=5)
+    got = await stub.GetInstance(
+        cell_pb2.CellInstanceRequest(instance_id=before.instance_id, tenant=TENANT), timeout=5
+    )
     assert got.status == common_pb2.UNKNOWN and got.stale
     with pytest.raises(grpc.aio.AioRpcError) as err:  # a mutation needs the host
-        await stub.StopInstance(cell_pb2.CellInstanceRequest(instance_id=before.instance_id, tenant=TENANT), timeout=5)
+        await stub.StopInstance(
+            cell_pb2.CellInstanceRequest(instance_id=before.instance_id, tenant=TENANT), timeout=5
+        )
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     cell.signal_agent(silent, signal.SIGCONT)
     final = await wait_until(stub, [before.instance_id], {common_pb2.ACTIVE}, timeout_s=15)
@@ -213,7 +234,9 @@ async def test_failed_build_is_error_with_fault_and_deletable(cell: CellHarness)
     assert "vcpus" in final[inst.instance_id].fault
     listed = await stub.ListInstances(cell_pb2.CellListInstancesRequest(tenant=TENANT), timeout=5)
     assert [i.status for i in listed.instances] == [common_pb2.ERROR]
-    deleted = await stub.DeleteInstance(cell_pb2.CellInstanceRequest(instance_id=inst.instance_id, tenant=TENANT), timeout=5)
+    deleted = await stub.DeleteInstance(
+        cell_pb2.CellInstanceRequest(instance_id=inst.instance_id, tenant=TENANT), timeout=5
+    )
     assert deleted.status in (common_pb2.DELETING, common_pb2.DELETED)
     await wait_until(stub, [inst.instance_id], {common_pb2.DELETED}, timeout_s=15)
     status = await stub.GetCellStatus(cell_pb2.GetCellStatusRequest(), timeout=5)
@@ -229,7 +252,10 @@ async def test_bad_input_names_the_field(cell: CellHarness) -> None:
         (build_request(cell.cell_id, "x", user_data=b"x" * 70_000), "user_data"),
         (build_request(cell.cell_id, "x", labels={f"k{n}": "v" for n in range(40)}), "labels"),
         (build_request(cell.cell_id, "x", instance_id=new_id("othercell")), "instance_id"),
-        (build_request(cell.cell_id, "x", flavor=common_pb2.Flavor(name="zero", vcpus=0, memory_mb=1)), "vcpus"),
+        (
+            build_request(cell.cell_id, "x", flavor=common_pb2.Flavor(name="zero", vcpus=0, memory_mb=1)),
+            "vcpus",
+        ),
     ]
     bad_image = build_request(cell.cell_id, "x")
     bad_image.image = "windows-95"
