@@ -8,6 +8,7 @@ import click
 from cell.compute.main import agent_cli
 from cell.main import cell_cli
 from localfed.cassandra.cli import cassandra
+from localfed.demo import demo
 from localfed.schema_cli import schema_cli
 
 
@@ -21,6 +22,7 @@ cli.add_command(cassandra)
 cli.add_command(cell_cli)
 cli.add_command(agent_cli)
 cli.add_command(schema_cli)
+cli.add_command(demo)
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -17,29 +16,9 @@ from pathlib import Path
 import grpc
 from cellfed.v1 import cell_pb2, cell_pb2_grpc
 
-READY_TIMEOUT_S = 60.0
-
-
-def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "localfed", *args],
-        stdout=subprocess.PIPE,
-        stderr=open(log, "ab"),
-        start_new_session=True,
-    )
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], what: str) -> dict[str, str]:
-    """Reads the child's stdout until its READY line (key=value pairs); bounded by READY_TIMEOUT_S."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline().decode()
-        if line.startswith("READY"):
-            return dict(p.split("=", 1) for p in line.split()[1:])
-        if not line and proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode} before READY")
-    raise TimeoutError(f"{what} not ready in {READY_TIMEOUT_S}s")
+from localfed.processes import spawn as _spawn
+from localfed.processes import stop_all
+from localfed.processes import wait_ready as _wait_ready
 
 
 @dataclass
@@ -107,16 +86,7 @@ class CellHarness:
 
     def stop(self) -> None:
         procs = [a.proc for a in self.agents.values()] + ([self.controller] if self.controller else [])
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGCONT)
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        stop_all(procs)
 
     def stub(self) -> tuple[grpc.aio.Channel, cell_pb2_grpc.CellServiceStub]:
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
