@@ -17,6 +17,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import grpc
@@ -29,6 +30,10 @@ from fedlib.errors import CellfedError, NotFound
 from fedlib.ids import new_instance_id
 from fedlib.names import keyspace_for_cell
 from localfed.processes import spawn, stop_all, wait_ready
+
+if TYPE_CHECKING:  # the adapter is imported lazily: `cellfed --help` must not load the driver
+    from replication.cql.session import CqlSession
+    from replication.cql.store import CqlStore
 
 GLOBAL_KEYSPACE = "cellfed_global"
 
@@ -117,15 +122,15 @@ async def _run(console: Console, root: Path, count: int, procs: list[subprocess.
             await session.aclose()
 
 
-async def _print_replication(console: Console, session: object) -> None:
+async def _print_replication(console: Console, session: CqlSession) -> None:
     from replication.cql import migrate
 
     table = Table(title="Keyspaces and their replication per DC (read from Cassandra's system tables)")
     for column in ("keyspace", "schema version", *(s.region for s in SITES)):
         table.add_column(column)
     for ks in (GLOBAL_KEYSPACE, *(keyspace_for_cell(s.cell) for s in SITES)):
-        replication = await migrate.keyspace_replication(session, ks) or {}  # type: ignore[arg-type]
-        version = await migrate.current_version(session, ks)  # type: ignore[arg-type]
+        replication = await migrate.keyspace_replication(session, ks) or {}
+        version = await migrate.current_version(session, ks)
         table.add_row(ks, str(version), *(str(replication.get(s.region, "-")) for s in SITES))
     console.print(table)
 
@@ -194,20 +199,22 @@ async def _wait_hosts(stub: cell_pb2_grpc.CellServiceStub, count: int) -> None:
 async def _wait_active(stub: cell_pb2_grpc.CellServiceStub, iid: str) -> common_pb2.Instance:
     deadline = time.monotonic() + 30
     while True:
-        inst = await stub.GetInstance(cell_pb2.CellInstanceRequest(instance_id=iid, tenant="demo"), timeout=5)
+        inst: common_pb2.Instance = await stub.GetInstance(
+            cell_pb2.CellInstanceRequest(instance_id=iid, tenant="demo"), timeout=5
+        )
         if inst.status in (common_pb2.ACTIVE, common_pb2.ERROR) or time.monotonic() > deadline:
             return inst
         await asyncio.sleep(0.02)
 
 
 async def _print_visibility(
-    console: Console, sessions: dict[str, object], built: dict[str, list[tuple[str, float]]]
+    console: Console, sessions: dict[str, CqlSession], built: dict[str, list[tuple[str, float]]]
 ) -> None:
     """Each cell's index rows as read in every region's own DC, then a live probe per DC pair: write at
     LOCAL_QUORUM in one DC, poll at LOCAL level in another until the row is there."""
     from replication.cql.store import CqlStore
 
-    stores = {r: CqlStore(sess, keyspace=GLOBAL_KEYSPACE) for r, sess in sessions.items()}  # type: ignore[arg-type]
+    stores = {r: CqlStore(sess, keyspace=GLOBAL_KEYSPACE) for r, sess in sessions.items()}
     table = Table(title="Index rows written by each cell in its own DC, as read locally in every DC")
     table.add_column("owner site")
     for s in SITES:
@@ -232,11 +239,11 @@ async def _print_visibility(
     console.print(probe)
 
 
-async def _present(store: object, iid: str) -> bool:
+async def _present(store: CqlStore, iid: str) -> bool:
     deadline = time.monotonic() + 10
     while True:
         try:
-            await store.index.get(iid)  # type: ignore[attr-defined]
+            await store.index.get(iid)
             return True
         except NotFound:
             if time.monotonic() > deadline:
@@ -244,7 +251,7 @@ async def _present(store: object, iid: str) -> bool:
             await asyncio.sleep(0.01)
 
 
-async def _probe(writer: object, reader: object, cell: str, count: int) -> list[float]:
+async def _probe(writer: CqlStore, reader: CqlStore, cell: str, count: int) -> list[float]:
     from replication.model import IndexEntry, InstanceStatus
 
     lags = []
@@ -254,10 +261,10 @@ async def _probe(writer: object, reader: object, cell: str, count: int) -> list[
         entry = IndexEntry(
             iid, cell, cell, "probe", "probe", "m1.tiny", InstanceStatus.ACTIVE, now_ms, now_ms
         )
-        await writer.index.put(entry)  # type: ignore[attr-defined]
+        await writer.index.put(entry)
         t0 = time.perf_counter()
         while not await _present(reader, iid):
             pass
         lags.append((time.perf_counter() - t0) * 1000)
-        await writer.index.delete(iid, at_ms=now_ms + 1)  # type: ignore[attr-defined]
+        await writer.index.delete(iid, at_ms=now_ms + 1)
     return lags

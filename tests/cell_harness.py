@@ -60,11 +60,20 @@ class CellHarness:
         self.port = int(ready["port"])
 
     def start_agent(
-        self, host_id: str, *, vcpus: int = 8, memory_mb: int = 16384, disk_gb: int = 200
+        self,
+        host_id: str,
+        *,
+        vcpus: int = 8,
+        memory_mb: int = 16384,
+        disk_gb: int = 200,
+        libvirt_uri: str = "test:///default",
+        state_dir: Path | None = None,
     ) -> Agent:
         proc = _spawn(
             ["agent", "serve", "--host-id", host_id, "--cell-id", self.cell_id,
-             "--controller", f"127.0.0.1:{self.port}", "--state-dir", str(self.workdir / host_id),
+             "--controller", f"127.0.0.1:{self.port}", "--state-dir",
+             str(state_dir or self.workdir / host_id),
+             "--libvirt-uri", libvirt_uri,
              "--vcpus", str(vcpus), "--memory-mb", str(memory_mb), "--disk-gb", str(disk_gb),
              "--reconcile-s", "1", "--orphan-grace-s", "5"],
             self.workdir / f"agent-{host_id}.log",

@@ -39,7 +39,7 @@ def build_request(
 ) -> cell_pb2.BuildInstanceRequest:
     return cell_pb2.BuildInstanceRequest(
         instance_id=kw.pop("instance_id", None) or new_id(cell), tenant=TENANT, display_name=name,
-        flavor=flavor, image="debian-12", **kw,
+        flavor=flavor, image=kw.pop("image", "debian-12"), **kw,
     )  # fmt: skip
 
 
