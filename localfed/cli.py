@@ -7,6 +7,7 @@ import click
 
 from cell.compute.main import agent_cli
 from cell.main import cell_cli
+from localfed.bench.cli import bench
 from localfed.cassandra.cli import cassandra
 from localfed.demo import demo
 from localfed.schema_cli import schema_cli
@@ -23,6 +24,7 @@ cli.add_command(cell_cli)
 cli.add_command(agent_cli)
 cli.add_command(schema_cli)
 cli.add_command(demo)
+cli.add_command(bench)
 
 
 def main() -> None:

@@ -1,0 +1,17 @@
+"""`cellfed bench ...`: benchmarks that print figures (never pass/fail tests)."""
+
+from __future__ import annotations
+
+import click
+
+from localfed.bench.cell import cell
+from localfed.bench.store import store
+
+
+@click.group("bench")
+def bench() -> None:
+    """Benchmarks of the real parts; they print figures."""
+
+
+bench.add_command(store)
+bench.add_command(cell)
