@@ -37,9 +37,19 @@ class _Session:
 
 
 class AgentHub(agent_pb2_grpc.AgentServiceServicer):
-    def __init__(self, listener: HostListener) -> None:
-        self._listener = listener
+    def __init__(self) -> None:
+        self._listener: HostListener | None = None
         self._sessions: dict[str, _Session] = {}
+
+    def attach(self, listener: HostListener) -> None:
+        """The controller needs the hub to send and the hub the controller to listen: wired after both."""
+        self._listener = listener
+
+    @property
+    def listener(self) -> HostListener:
+        if self._listener is None:
+            raise RuntimeError("AgentHub used before a listener was attached")
+        return self._listener
 
     def connected_hosts(self) -> list[str]:
         return sorted(self._sessions)
@@ -76,7 +86,7 @@ class AgentHub(agent_pb2_grpc.AgentServiceServicer):
         self._sessions[host] = session
         reader = asyncio.create_task(self._read(host, session, request_iterator))
         try:
-            await self._listener.host_connected(host, first.hello)
+            await self.listener.host_connected(host, first.hello)
             while True:
                 message = await session.outbound.get()
                 if message is None:
@@ -86,7 +96,7 @@ class AgentHub(agent_pb2_grpc.AgentServiceServicer):
             reader.cancel()
             if self._sessions.get(host) is session:
                 del self._sessions[host]
-                await self._listener.host_disconnected(host)
+                await self.listener.host_disconnected(host)
 
     async def _read(
         self, host: str, session: _Session, request_iterator: AsyncIterator[agent_pb2.AgentMessage]
@@ -104,10 +114,10 @@ class AgentHub(agent_pb2_grpc.AgentServiceServicer):
     async def _dispatch(self, host: str, message: agent_pb2.AgentMessage) -> None:
         kind = message.WhichOneof("body")
         if kind == "heartbeat":
-            await self._listener.host_heartbeat(host, message.heartbeat)
+            await self.listener.host_heartbeat(host, message.heartbeat)
         elif kind == "domain_event":
-            await self._listener.domain_event(host, message.domain_event)
+            await self.listener.domain_event(host, message.domain_event)
         elif kind == "command_result":
-            await self._listener.command_result(host, message.command_result)
+            await self.listener.command_result(host, message.command_result)
         elif kind == "hello":
-            await self._listener.host_connected(host, message.hello)
+            await self.listener.host_connected(host, message.hello)

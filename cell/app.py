@@ -63,12 +63,11 @@ async def start_cell(
         capacity=store.capacity,
         on_error=lambda what: metrics.publish_errors.labels(settings.cell_id, what).inc(),
     )  # fmt: skip
-    controller_box: list[CellController] = []
-    hub = AgentHub(_LazyListener(controller_box))
+    hub = AgentHub()
     controller = CellController(
         settings, records, publisher, AgentLink(hub, settings.cell_id), wall_clock_ms, metrics
     )
-    controller_box.append(controller)
+    hub.attach(HostReports(controller))
     await controller.load()
     servicer = CellServicer(controller)
     server = await start_server(
@@ -98,16 +97,3 @@ async def start_cell(
         )
     ]
     return running
-
-
-class _LazyListener:
-    """The hub needs a listener before the controller exists (the controller needs the hub's link)."""
-
-    def __init__(self, box: list[CellController]) -> None:
-        self._box = box
-        self._reports: HostReports | None = None
-
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
-        if self._reports is None:
-            self._reports = HostReports(self._box[0])
-        return getattr(self._reports, name)

@@ -36,7 +36,6 @@ class Publisher:
         self._index, self._listing, self._capacity = index, listing, capacity
         self._on_error = on_error
         self._latest: dict[str, CellInstance] = {}
-        self._published_names: dict[str, str] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -105,7 +104,6 @@ class Publisher:
         if rec.state is State.DELETED:
             await self._listing.delete(listing, at_ms=rec.updated_ms)
             await self._index.delete(spec.instance_id, at_ms=rec.updated_ms)
-            self._published_names.pop(spec.instance_id, None)
             return
         await self._index.put(
             IndexEntry(
@@ -121,7 +119,6 @@ class Publisher:
             )
         )
         await self._listing.put(listing)
-        self._published_names[spec.instance_id] = spec.display_name
 
 
 def instance_newer_queued(queue: dict[str, CellInstance], inst: CellInstance) -> bool:
