@@ -7,6 +7,8 @@ import click
 
 from cell.compute.main import agent_cli
 from cell.main import cell_cli
+from cellapi.auth.cli import keys_group, token_group
+from cellapi.router.main import router_cli
 from localfed.bench.cli import bench
 from localfed.cassandra.cli import cassandra
 from localfed.demo import demo
@@ -25,6 +27,9 @@ cli.add_command(agent_cli)
 cli.add_command(schema_cli)
 cli.add_command(demo)
 cli.add_command(bench)
+cli.add_command(router_cli)
+cli.add_command(token_group)
+cli.add_command(keys_group)
 
 
 def main() -> None:

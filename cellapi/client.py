@@ -1,0 +1,130 @@
+"""The Python client SDK: probes the routers it knows (grpc.health.v1), uses the nearest, and fails over
+to the next in RTT order when a router is UNAVAILABLE. In production anycast or GeoDNS sits in front; this
+is what a client does when it knows several routers itself.
+
+Every call has a deadline. Only UNAVAILABLE triggers failover: any other status is the federation's
+answer and is raised as is."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from cellfed.v1 import common_pb2, compute_pb2, compute_pb2_grpc, federation_pb2, federation_pb2_grpc
+from google.protobuf import empty_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from fedrpc.channel import open_channel
+
+T = TypeVar("T")
+PROBE_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class RouterChoice:
+    endpoint: str
+    rtt_ms: float | None  # None: did not answer the probe
+
+
+class _Router:
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.channel = open_channel(endpoint)
+        self.compute = compute_pb2_grpc.ComputeServiceStub(self.channel)
+        self.federation = federation_pb2_grpc.FederationServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+
+
+class Client:
+    def __init__(self, routers: Sequence[str], token: str, *, timeout_s: float = 10.0) -> None:
+        if not routers:
+            raise ValueError("give at least one router endpoint")
+        self._routers = [_Router(r) for r in routers]
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self.timeout_s = timeout_s
+        self.order: list[RouterChoice] = [RouterChoice(r, None) for r in routers]
+
+    async def probe(self) -> list[RouterChoice]:
+        """Orders the routers by measured RTT; those that did not answer go last, in the given order."""
+
+        async def one(router: _Router) -> RouterChoice:
+            started = time.perf_counter()
+            try:
+                await router.health.Check(health_pb2.HealthCheckRequest(), timeout=PROBE_TIMEOUT_S)
+                return RouterChoice(router.endpoint, (time.perf_counter() - started) * 1000)
+            except grpc.aio.AioRpcError:
+                return RouterChoice(router.endpoint, None)
+
+        results = await asyncio.gather(*(one(r) for r in self._routers))
+        self.order = sorted(results, key=lambda c: (c.rtt_ms is None, c.rtt_ms or 0.0))
+        by_endpoint = {r.endpoint: r for r in self._routers}
+        self._routers = [by_endpoint[c.endpoint] for c in self.order]
+        return self.order
+
+    async def _call(self, fn: Callable[[_Router], Awaitable[T]]) -> T:
+        last: grpc.aio.AioRpcError | None = None
+        for router in list(self._routers):
+            try:
+                return await fn(router)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() is not grpc.StatusCode.UNAVAILABLE:
+                    raise
+                last = exc
+                self._routers.remove(router)  # demote: the next call starts with the next nearest
+                self._routers.append(router)
+        assert last is not None
+        raise last
+
+    def _kw(self) -> dict[str, Any]:
+        return {"timeout": self.timeout_s, "metadata": self._metadata}
+
+    async def create(self, request: compute_pb2.CreateInstanceRequest) -> common_pb2.Instance:
+        return await self._call(lambda r: r.compute.CreateInstance(request, **self._kw()))
+
+    async def get(self, instance_id: str) -> common_pb2.Instance:
+        req = compute_pb2.GetInstanceRequest(name=_name(instance_id))
+        return await self._call(lambda r: r.compute.GetInstance(req, **self._kw()))
+
+    async def list(self, **kw: Any) -> compute_pb2.ListInstancesResponse:
+        req = compute_pb2.ListInstancesRequest(**kw)
+        return await self._call(lambda r: r.compute.ListInstances(req, **self._kw()))
+
+    async def action(self, verb: str, instance_id: str) -> common_pb2.Instance:
+        """verb: Delete, Start, Stop or Reboot."""
+        if verb == "Delete":
+            req: Any = compute_pb2.DeleteInstanceRequest(name=_name(instance_id))
+        else:
+            req = compute_pb2.InstanceActionRequest(name=_name(instance_id))
+        return await self._call(lambda r: getattr(r.compute, f"{verb}Instance")(req, **self._kw()))
+
+    async def whoami(self) -> compute_pb2.WhoAmIResponse:
+        return await self._call(lambda r: r.compute.WhoAmI(empty_pb2.Empty(), **self._kw()))
+
+    async def watch(
+        self, instance_id: str, timeout_s: float = 600.0
+    ) -> AsyncIterator[common_pb2.InstanceEvent]:
+        req = compute_pb2.WatchInstanceRequest(name=_name(instance_id))
+        call = self._routers[0].compute.WatchInstance(req, timeout=timeout_s, metadata=self._metadata)
+        async for event in call:
+            yield event
+
+    async def sites(self) -> federation_pb2.ListSitesResponse:
+        req = federation_pb2.ListSitesRequest()
+        return await self._call(lambda r: r.federation.ListSites(req, **self._kw()))
+
+    async def explain(
+        self, request: federation_pb2.ExplainPlacementRequest
+    ) -> federation_pb2.PlacementExplanation:
+        return await self._call(lambda r: r.federation.ExplainPlacement(request, **self._kw()))
+
+    async def close(self) -> None:
+        for router in self._routers:
+            await router.channel.close()
+
+
+def _name(instance_id: str) -> str:
+    return instance_id if instance_id.startswith("instances/") else f"instances/{instance_id}"

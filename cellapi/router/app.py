@@ -1,0 +1,140 @@
+"""Assembles one router from its parts; the process entry (cellapi.router.main) and the tests use it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from cellfed.v1 import compute_pb2_grpc, federation_pb2_grpc
+
+from cellapi.auth import AuthInterceptor, KeyRing
+from cellapi.router.cell_clients import CellClients
+from cellapi.router.compute import ComputeServicer
+from cellapi.router.create import Creator
+from cellapi.router.directory import Directory
+from cellapi.router.federation import FederationServicer
+from cellapi.router.instances import InstanceOps
+from cellapi.router.listing import Lister
+from cellapi.router.metrics import RouterMetrics
+from cellapi.router.owners import Owners
+from cellapi.router.placement import Placement
+from cellapi.router.prober import Prober
+from cellapi.router.settings import RouterSettings
+from fedlib.ids import parse_instance_id
+from fedrpc.server import RunningServer, start_server
+from replication.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class RunningRouter:
+    settings: RouterSettings
+    directory: Directory
+    prober: Prober
+    server: RunningServer
+    cells: CellClients
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.directory.leave()  # peers stop seeing us at once, not after the TTL
+        await self.server.stop(grace_s=1.0)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.cells.close()
+        await self.prober.close()
+
+
+async def _every(interval_s: float, work: Callable[[], Awaitable[None]], name: str) -> None:
+    while True:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the store or a peer is away: keep the last view, try again
+            log.warning("%s failed: %s", name, exc)
+        await asyncio.sleep(interval_s)
+
+
+async def start_router(
+    settings: RouterSettings,
+    store: Store,
+    keyring: KeyRing,
+    *,
+    listen: str,
+    metrics: RouterMetrics | None = None,
+) -> RunningRouter:
+    metrics = metrics or RouterMetrics(settings.site_id)
+    directory = Directory(store, settings, wall_clock_ms)
+    prober = Prober(directory, metrics, wall_clock_ms, settings.probe_timeout_s)
+    cells = CellClients()
+    owners = Owners(directory, store.index, metrics)
+
+    def observe(target_site: str, method: str, code: str, seconds: float) -> None:
+        metrics.forwarded.labels(settings.site_id, target_site, method, code).observe(seconds)
+
+    def count(method: str, code: str) -> None:
+        metrics.requests.labels(settings.site_id, method, code).inc()
+
+    ops = InstanceOps(settings, owners, cells, observe, wall_clock_ms)
+    placement = Placement(settings, directory, prober, wall_clock_ms)
+    creator = Creator(
+        region=settings.region,
+        site_id=settings.site_id,
+        ledger=store.idempotency,
+        cells=cells,
+        clock_ms=wall_clock_ms,
+        timeout_s=settings.cell_timeout_s,
+        ttl_s=settings.idempotency_ttl_s,
+        peer_regions=lambda: sorted(
+            {s.region for s in directory.snapshot.sites.values()} - {settings.region}
+        ),
+        outcome=lambda o: metrics.routing.labels(settings.site_id, o).inc(),
+        lookup=lambda iid, tenant: ops.call(parse_instance_id(iid), tenant, "GetInstance"),
+    )
+    lister = Lister(
+        store.listing,
+        directory,
+        cells,
+        prober.reachable,
+        settings.enrich_timeout_s,
+        wall_clock_ms,
+        lambda site: metrics.unreachable.labels(settings.site_id, site).inc(),
+    )
+    compute = ComputeServicer(settings, placement, creator, ops, lister, count)
+    federation = FederationServicer(settings, directory, prober, placement, cells, wall_clock_ms, count)
+    server = await start_server(
+        listen,
+        [
+            lambda s: compute_pb2_grpc.add_ComputeServiceServicer_to_server(compute, s),
+            lambda s: federation_pb2_grpc.add_FederationServiceServicer_to_server(federation, s),
+        ],
+        ["cellfed.v1.ComputeService", "cellfed.v1.FederationService"],
+        interceptors=[AuthInterceptor(keyring)],
+    )
+    if not directory.advertise:
+        directory.advertise = f"{listen.rpartition(':')[0]}:{server.port}"
+    await directory.announce()
+    await directory.refresh()
+    await prober.probe_all()
+    running = RunningRouter(settings, directory, prober, server, cells)
+    running.tasks = [
+        asyncio.create_task(_every(settings.heartbeat_s, directory.announce, "heartbeat")),
+        asyncio.create_task(_every(settings.refresh_s, directory.refresh, "directory refresh")),
+        asyncio.create_task(_every(settings.probe_s, prober.probe_all, "probes")),
+    ]
+    return running

@@ -1,0 +1,85 @@
+"""Probes every cell and peer router with grpc.health.v1 (each probe with its own deadline, all at once)
+and feeds the pure detector (cellapi.router.peers): RTT EWMA, fast SUSPECT, slow OFFLINE."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from cellapi.router import peers
+from cellapi.router.directory import Directory
+from cellapi.router.metrics import RouterMetrics
+from fedrpc.channel import open_channel
+
+
+def cell_target(cell_id: str) -> str:
+    return f"cell/{cell_id}"
+
+
+def router_target(router_id: str) -> str:
+    return f"router/{router_id}"
+
+
+class Prober:
+    def __init__(
+        self, directory: Directory, metrics: RouterMetrics, clock_ms: Callable[[], int], timeout_s: float
+    ) -> None:
+        self._directory, self._metrics, self._now, self._timeout_s = directory, metrics, clock_ms, timeout_s
+        self.table = peers.PeerTable()
+        self._stubs: dict[str, tuple[grpc.aio.Channel, health_pb2_grpc.HealthStub]] = {}
+
+    def targets(self) -> dict[str, str]:
+        """target name -> endpoint, for every cell and every other live router."""
+        snap = self._directory.snapshot
+        out = {cell_target(c.cell_id): c.endpoint for c in snap.cells.values()}
+        out.update({router_target(r.router_id): r.endpoint for r in snap.routers.values()})
+        return out
+
+    async def probe_all(self) -> None:
+        targets = self.targets()
+        results = await asyncio.gather(*(self._probe(ep) for ep in targets.values()))
+        now = self._now()
+        table = self.table
+        for name in set(table.records) - set(targets):
+            table = peers.forget(table, name)
+        for (name, _), rtt in zip(targets.items(), results, strict=True):
+            if rtt is None:
+                table = peers.observe_failure(table, name, now)
+            else:
+                table = peers.observe_success(table, name, rtt, now)
+                self._metrics.probe_rtt.labels(self._metrics.site, name).set(rtt / 1000)
+        self.table = table
+
+    async def _probe(self, endpoint: str) -> float | None:
+        stub = self._stub(endpoint)
+        started = time.perf_counter()
+        try:
+            reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=self._timeout_s)
+        except grpc.aio.AioRpcError:
+            return None
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            return None
+        return (time.perf_counter() - started) * 1000
+
+    def _stub(self, endpoint: str) -> health_pb2_grpc.HealthStub:
+        entry = self._stubs.get(endpoint)
+        if entry is None:
+            channel = open_channel(endpoint)
+            entry = (channel, health_pb2_grpc.HealthStub(channel))
+            self._stubs[endpoint] = entry
+        return entry[1]
+
+    def health(self, target: str, **kw: object) -> peers.Health:
+        return peers.health_of(self.table, target, self._now(), **kw)  # type: ignore[arg-type]
+
+    def reachable(self, cell_id: str) -> bool:
+        """Fast detection: a SUSPECT or OFFLINE cell gets no new work and is not waited for."""
+        return self.health(cell_target(cell_id)) not in (peers.Health.SUSPECT, peers.Health.OFFLINE)
+
+    async def close(self) -> None:
+        for channel, _ in self._stubs.values():
+            await channel.close()
