@@ -36,7 +36,7 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
         c = self._c
         labels = dict(request.labels)
         check_build(
-            cell_id=c.settings.cell_id, instance_id=request.instance_id, tenant=request.tenant,
+            instance_id=request.instance_id, tenant=request.tenant,
             display_name=request.display_name, image=request.image, user_data=request.user_data,
             labels=labels, spread_group=request.spread_group,
         )  # fmt: skip

@@ -80,8 +80,8 @@ async def start_router(
 ) -> RunningRouter:
     metrics = metrics or RouterMetrics(settings.site_id)
     directory = Directory(store, settings, wall_clock_ms)
-    prober = Prober(directory, metrics, wall_clock_ms, settings.probe_timeout_s)
-    cells = CellClients()
+    prober = Prober(directory, metrics, wall_clock_ms, settings.probe_timeout_s, settings.dial_address)
+    cells = CellClients(settings.dial_address)
     owners = Owners(directory, store.index, metrics)
 
     def observe(target_site: str, method: str, code: str, seconds: float) -> None:

@@ -3,6 +3,7 @@ back as a fedlib error naming the site and cell, so the caller's status says whe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -14,13 +15,14 @@ from replication.model import Cell
 
 
 class CellClients:
-    def __init__(self) -> None:
+    def __init__(self, dial: Callable[[str], str] = lambda endpoint: endpoint) -> None:
+        self._dial = dial
         self._stubs: dict[str, tuple[grpc.aio.Channel, cell_pb2_grpc.CellServiceStub]] = {}
 
     def stub(self, endpoint: str) -> cell_pb2_grpc.CellServiceStub:
         entry = self._stubs.get(endpoint)
         if entry is None:
-            channel = open_channel(endpoint)
+            channel = open_channel(self._dial(endpoint))
             entry = (channel, cell_pb2_grpc.CellServiceStub(channel))
             self._stubs[endpoint] = entry
         return entry[1]

@@ -204,7 +204,7 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
     async def _peer_row(
         self, endpoint: str, metadata: tuple[tuple[str, str], ...]
     ) -> federation_pb2.RttRow | None:
-        async with open_channel(endpoint) as channel:
+        async with open_channel(self._settings.dial_address(endpoint)) as channel:
             try:
                 reply = await federation_pb2_grpc.FederationServiceStub(channel).GetRttMatrix(
                     federation_pb2.GetRttMatrixRequest(local_only=True),

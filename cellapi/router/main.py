@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
+from types import MappingProxyType
 
 import click
 
@@ -44,40 +45,59 @@ def router_cli() -> None:
     required=True,
     help="Directory of token-signing PUBLIC keys (<kid>.pub), reloaded when it changes.",
 )
+@click.option(
+    "--dial",
+    multiple=True,
+    metavar="ENDPOINT=VIA",
+    help="Dial ENDPOINT through VIA (a tunnel, NAT or WAN-emulating proxy); repeatable.",
+)
 @click.option("--enrich-timeout-s", default=0.5, show_default=True, help="Per-cell deadline when listing.")
-def serve(**opts: object) -> None:
+def serve(
+    router_id: str, site_id: str, region: str, lat: float, lon: float, listen: str, advertise: str,
+    metrics_listen: str, contact_points: str, local_dc: str, global_keyspace: str, keys_dir: Path,
+    dial: tuple[str, ...],
+    enrich_timeout_s: float,
+) -> None:  # fmt: skip
     """Runs one router until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s router: %(message)s")
     try:
-        check_id(str(opts["site_id"]), "site")
-        check_id(str(opts["router_id"]), "router-id")
+        check_id(site_id, "site")
+        check_id(router_id, "router-id")
     except Exception as exc:
         raise click.BadParameter(str(exc)) from None
     settings = RouterSettings(
-        router_id=str(opts["router_id"]),
-        site_id=str(opts["site_id"]),
-        region=str(opts["region"]),
-        lat=float(opts["lat"]),
-        lon=float(opts["lon"]),
-        advertise=str(opts["advertise"]),  # type: ignore[arg-type]
-        enrich_timeout_s=float(opts["enrich_timeout_s"]),  # type: ignore[arg-type]
-    )
-    asyncio.run(_serve(settings, opts))
+        router_id=router_id, site_id=site_id, region=region, lat=lat, lon=lon, advertise=advertise,
+        enrich_timeout_s=enrich_timeout_s, dial=MappingProxyType(_dial_map(dial)),
+    )  # fmt: skip
+    points = [p.strip() for p in contact_points.split(",") if p.strip()]
+    asyncio.run(_serve(settings, points, local_dc, global_keyspace, keys_dir, listen, metrics_listen))
 
 
-async def _serve(settings: RouterSettings, opts: dict[str, object]) -> None:
+def _dial_map(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        endpoint, sep, via = pair.partition("=")
+        if not sep or ":" not in endpoint or ":" not in via:
+            raise click.BadParameter(f"{pair!r} must look like HOST:PORT=HOST:PORT", param_hint="--dial")
+        out[endpoint] = via
+    return out
+
+
+async def _serve(
+    settings: RouterSettings, points: list[str], local_dc: str, keyspace: str, keys_dir: Path, listen: str,
+    metrics_listen: str,
+) -> None:  # fmt: skip
     from cellapi.auth import KeyRing
     from cellapi.router.app import start_router
     from replication.cql.session import connect
     from replication.cql.store import CqlStore
 
-    keyring = KeyRing(Path(str(opts["keys_dir"])))
-    points = [p.strip() for p in str(opts["contact_points"]).split(",") if p.strip()]
-    session = await asyncio.to_thread(connect, points, str(opts["local_dc"]))
-    store = CqlStore(session, keyspace=str(opts["global_keyspace"]), region=settings.region)
+    keyring = KeyRing(keys_dir)
+    session = await asyncio.to_thread(connect, points, local_dc)
+    store = CqlStore(session, keyspace=keyspace, region=settings.region)
     metrics = RouterMetrics(settings.site_id)
-    metrics_port = serve_metrics(str(opts["metrics_listen"]), metrics.registry)
-    running = await start_router(settings, store, keyring, listen=str(opts["listen"]), metrics=metrics)
+    metrics_port = serve_metrics(metrics_listen, metrics.registry)
+    running = await start_router(settings, store, keyring, listen=listen, metrics=metrics)
     log.info("router %s ready on port %d", settings.router_id, running.port)
     print(f"READY router={settings.router_id} port={running.port} metrics={metrics_port}", flush=True)
     stop = asyncio.Event()

@@ -47,11 +47,13 @@ class Placement:
             stay_in_region=hint.stay_in_region,
             spread_group=hint.spread_group or None,
         )
+        # This router measured RTTs from its own site only: from elsewhere, distance is the best estimate.
+        measured = ingress_site.site_id == self._settings.site_id
         return ranking.rank(
             flavor,
             pure_hint,
             Ingress.of(ingress_site),
-            self._candidates(),
+            self._candidates(measured),
             now_ms=self._now(),
             rand=self._rand.random,
             config=self._config,
@@ -63,7 +65,7 @@ class Placement:
         explanation = self.explain(flavor, hint, from_site)
         return [r.cell for r in explanation.candidates if r.eligible], explanation.summary
 
-    def _candidates(self) -> list[Candidate]:
+    def _candidates(self, measured: bool) -> list[Candidate]:
         snap = self._directory.snapshot
         out = []
         for cell in snap.cells.values():
@@ -72,7 +74,7 @@ class Placement:
                 continue
             target = cell_target(cell.cell_id)
             health = self._prober.health(target, drained=cell.state is not CellState.ENABLED)
-            rtt = self._prober_rtt(target)
+            rtt = self._prober_rtt(target) if measured else None
             out.append(Candidate(cell, site, snap.capacity.get(cell.cell_id), health, rtt))
         return out
 

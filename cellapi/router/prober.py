@@ -26,8 +26,14 @@ def router_target(router_id: str) -> str:
 
 class Prober:
     def __init__(
-        self, directory: Directory, metrics: RouterMetrics, clock_ms: Callable[[], int], timeout_s: float
+        self,
+        directory: Directory,
+        metrics: RouterMetrics,
+        clock_ms: Callable[[], int],
+        timeout_s: float,
+        dial: Callable[[str], str] = lambda endpoint: endpoint,
     ) -> None:
+        self._dial = dial
         self._directory, self._metrics, self._now, self._timeout_s = directory, metrics, clock_ms, timeout_s
         self.table = peers.PeerTable()
         self._stubs: dict[str, tuple[grpc.aio.Channel, health_pb2_grpc.HealthStub]] = {}
@@ -68,7 +74,7 @@ class Prober:
     def _stub(self, endpoint: str) -> health_pb2_grpc.HealthStub:
         entry = self._stubs.get(endpoint)
         if entry is None:
-            channel = open_channel(endpoint)
+            channel = open_channel(self._dial(endpoint))
             entry = (channel, health_pb2_grpc.HealthStub(channel))
             self._stubs[endpoint] = entry
         return entry[1]

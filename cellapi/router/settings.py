@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 
 @dataclass(frozen=True)
@@ -22,3 +24,9 @@ class RouterSettings:
     capacity_max_age_s: float = 30.0  # an older summary is not trusted for placement
     idempotency_ttl_s: int = 24 * 3600
     unknown_grace_s: float = 10.0  # index data older than this reads as UNKNOWN when the owner is away
+    # endpoint -> the address to dial instead: a NAT or tunnel in production, the WAN-emulating delay
+    # proxies of the local federation (localfed.wan_proxy).
+    dial: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def dial_address(self, endpoint: str) -> str:
+        return self.dial.get(endpoint, endpoint)

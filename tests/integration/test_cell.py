@@ -251,7 +251,6 @@ async def test_bad_input_names_the_field(cell: CellHarness) -> None:
         (build_request(cell.cell_id, "bad name!"), "display_name"),
         (build_request(cell.cell_id, "x", user_data=b"x" * 70_000), "user_data"),
         (build_request(cell.cell_id, "x", labels={f"k{n}": "v" for n in range(40)}), "labels"),
-        (build_request(cell.cell_id, "x", instance_id=new_id("othercell")), "instance_id"),
         (
             build_request(cell.cell_id, "x", flavor=common_pb2.Flavor(name="zero", vcpus=0, memory_mb=1)),
             "vcpus",

@@ -1,0 +1,262 @@
+"""Peer routers over a real federation (tests/federation_harness.py): three sites, each a router and a
+cell, a real 3-DC Cassandra, emulated WAN between sites. Issue 4's cases, destructive ones last."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from cellfed.v1 import common_pb2, compute_pb2, federation_pb2
+
+from cellapi.client import Client
+from tests.federation_harness import SITES, Federation
+
+pytestmark = [pytest.mark.cassandra, pytest.mark.libvirt]
+
+
+@pytest.fixture(scope="module")
+async def fed(cassandra_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Federation]:
+    federation = Federation(tmp_path_factory.mktemp("federation"), cassandra_cluster.contact_points)
+    try:
+        await federation.start()
+        await wait_federation_ready(federation)
+        yield federation
+    finally:
+        await federation.stop()
+
+
+async def wait_federation_ready(fed: Federation, timeout_s: float = 60) -> None:
+    """Every router sees every cell with a capacity summary, and has probed it."""
+    deadline = time.monotonic() + timeout_s
+    for site in SITES:
+        admin = fed.client(site.site, "admin")
+        try:
+            while True:
+                sites = await admin.sites()
+                cells = [c for s in sites.sites for c in s.cells]
+                ready = [c for c in cells if c.capacity.hosts_up > 0 and c.health == common_pb2.HEALTHY]
+                if len(ready) == len(SITES):
+                    break
+                assert time.monotonic() < deadline, (
+                    f"router {site.site} sees {len(ready)} ready cells: {sites}"
+                )
+                await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+
+
+def create_request(
+    name: str, flavor: str = "m1.tiny", request_id: str | None = None
+) -> compute_pb2.CreateInstanceRequest:
+    return compute_pb2.CreateInstanceRequest(
+        request_id=request_id or uuid.uuid4().hex, display_name=name, flavor=flavor, image="debian-12"
+    )
+
+
+async def test_create_lands_in_the_local_cell(fed: Federation) -> None:
+    for site in SITES:
+        client = fed.client(site.site)
+        inst = await client.create(create_request(f"local-{site.site}"))
+        assert inst.cell == site.cell, (site.site, inst.cell)
+        assert inst.status == common_pb2.BUILDING
+        await client.close()
+
+
+async def test_full_local_cell_spills_to_the_nearest_other_cell(fed: Federation) -> None:
+    client = fed.client("par1")
+    placed = [await client.create(create_request(f"big-{n}", "m1.xlarge")) for n in range(3)]
+    # par1 has room for two 16 GB instances; the third goes to the nearest other site (New York).
+    assert [i.cell for i in placed] == ["par1-c1", "par1-c1", "nyc1-c1"]
+    for inst in placed:
+        await client.action("Delete", inst.instance_id)
+    await client.close()
+
+
+async def test_operations_through_any_router(fed: Federation) -> None:
+    nyc, par, sin = fed.client("nyc1"), fed.client("par1"), fed.client("sin1")
+    inst = await nyc.create(create_request("anywhere"))
+    await wait_status(par, inst.instance_id, common_pb2.ACTIVE)
+    got = await sin.get(inst.instance_id)
+    assert got.cell == "nyc1-c1" and got.display_name == "anywhere"
+    assert (await sin.action("Stop", inst.instance_id)).status == common_pb2.STOPPED
+    assert (await par.action("Start", inst.instance_id)).status == common_pb2.ACTIVE
+    assert (await sin.action("Reboot", inst.instance_id)).status == common_pb2.REBOOTING
+    await wait_status(nyc, inst.instance_id, common_pb2.ACTIVE)
+    await par.action("Delete", inst.instance_id)
+    await wait_status(sin, inst.instance_id, common_pb2.DELETED)
+    for c in (nyc, par, sin):
+        await c.close()
+
+
+async def wait_status(
+    client: Client, instance_id: str, status: int, timeout_s: float = 20
+) -> common_pb2.Instance:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        inst = await client.get(instance_id)
+        if inst.status == status:
+            return inst
+        assert time.monotonic() < deadline, f"{instance_id} is {common_pb2.InstanceStatus.Name(inst.status)}"
+        await asyncio.sleep(0.2)
+
+
+async def test_replayed_create_at_another_router_is_the_same_instance(fed: Federation) -> None:
+    request_id = uuid.uuid4().hex
+    first = await fed.client("par1").create(create_request("once", request_id=request_id))
+    again = await fed.client("sin1").create(create_request("once", request_id=request_id))
+    same_router = await fed.client("par1").create(create_request("once", request_id=request_id))
+    assert first.instance_id == again.instance_id == same_router.instance_id
+    with pytest.raises(grpc.aio.AioRpcError) as err:  # same id, another request
+        await fed.client("nyc1").create(create_request("twice", request_id=request_id))
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_listing_300_instances_paged_sorted_and_identical_across_routers(fed: Federation) -> None:
+    creators = {s.site: fed.client(s.site, "lister") for s in SITES}
+    slots = asyncio.Semaphore(16)
+
+    async def make(n: int) -> common_pb2.Instance:
+        async with slots:
+            return await creators[SITES[n % 3].site].create(create_request(f"vm-{n:03d}"))
+
+    made = await asyncio.gather(*(make(n) for n in range(300)))
+    assert {i.cell for i in made} == {s.cell for s in SITES}
+    views = {}
+    for site in SITES:
+        views[site.site] = await list_all(creators[site.site], order_by="create_time", expect=300)
+    ids = [i.instance_id for i in views["par1"]]
+    assert len(ids) == len(set(ids)) == 300
+    assert all(v == views["par1"] for v in (views["nyc1"], views["sin1"]))  # identical across routers
+    created = [(i.create_time.ToMilliseconds(), i.instance_id) for i in views["par1"]]
+    assert created == sorted(created)
+    by_name = await list_all(creators["sin1"], order_by="display_name", expect=300)
+    assert [i.display_name for i in by_name] == sorted(f"vm-{n:03d}" for n in range(300))
+    in_nyc = sum(1 for i in made if i.cell == "nyc1-c1")
+    only_nyc = await list_all(creators["par1"], filter="site=nyc1", expect=in_nyc)
+    assert {i.site for i in only_nyc} == {"nyc1"}
+    for c in creators.values():
+        await c.close()
+
+
+async def list_all(client: Client, expect: int, timeout_s: float = 30, **kw: Any) -> list[Any]:
+    """Every page (50 at a time) until `expect` entries are listed (listing rows are published async)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        out, token = [], ""
+        while True:
+            page = await client.list(page_size=50, page_token=token, **kw)
+            out.extend(
+                (i.instance_id, i.display_name, i.site, i.create_time.ToMilliseconds())
+                for i in page.instances
+            )
+            token = page.next_page_token
+            if not token:
+                break
+        if len(out) >= expect or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert len(out) == expect
+    return [_Row(*row) for row in out]
+
+
+class _Row:
+    def __init__(self, instance_id: str, display_name: str, site: str, created_ms: int) -> None:
+        self.instance_id, self.display_name, self.site = instance_id, display_name, site
+        self._created = created_ms
+
+    class _T:
+        def __init__(self, ms: int) -> None:
+            self.ms = ms
+
+        def ToMilliseconds(self) -> int:
+            return self.ms
+
+    @property
+    def create_time(self) -> _Row._T:
+        return _Row._T(self._created)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Row) and vars(self) == vars(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+async def test_tenant_isolation_and_authentication(fed: Federation) -> None:
+    inst = await fed.client("par1").create(create_request("private"))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await fed.client("nyc1", "other").get(inst.instance_id)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    for token in ("", "not-a-token", fed.tokens["acme"][:-4] + "AAAA"):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await fed.client("par1", token).get(inst.instance_id)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, token
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await fed.client("par1", "acme").sites()
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await fed.client("par1").get("not-an-id")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_explain_lists_every_candidate_nearest_first(fed: Federation) -> None:
+    admin = fed.client("sin1", "admin")
+    ex = await admin.explain(federation_pb2.ExplainPlacementRequest(flavor="m1.small"))
+    assert [c.cell for c in ex.candidates] == ["sin1-c1", "nyc1-c1", "par1-c1"] or ex.candidates[
+        0
+    ].cell == "sin1-c1"
+    assert ex.chosen_cell == "sin1-c1"
+    assert all(c.reason for c in ex.candidates)
+    too_big = await admin.explain(
+        federation_pb2.ExplainPlacementRequest(flavor="m1.xlarge", from_site="par1")
+    )
+    assert too_big.candidates[0].site in {"par1", "nyc1"}
+    await admin.close()
+
+
+async def test_dead_cell_partial_list_unknown_get_and_fast_detection(fed: Federation) -> None:
+    lister, admin = fed.client("par1", "lister"), fed.client("par1", "admin")
+    some = await lister.list(page_size=500, filter="site=sin1")
+    victim = some.instances[0].instance_id
+    fed.kill("cell:sin1")
+    killed = time.monotonic()
+    while True:  # fast detection: how long until par1's router stops offering sin1 new work
+        ex = await admin.explain(federation_pb2.ExplainPlacementRequest(flavor="m1.tiny", from_site="sin1"))
+        sin = next(c for c in ex.candidates if c.cell == "sin1-c1")
+        if not sin.eligible:
+            break
+        assert time.monotonic() - killed < 15
+        await asyncio.sleep(0.1)
+    detected_s = time.monotonic() - killed
+    started = time.monotonic()
+    page = await lister.list(page_size=500)
+    listed_s = time.monotonic() - started
+    assert listed_s < 2.0, listed_s  # the per-cell deadline is 0.5 s; a dead cell never holds a list up
+    assert "sin1-c1" in page.unreachable_cells
+    from_sin = [i for i in page.instances if i.cell == "sin1-c1"]
+    assert from_sin and all(i.status == common_pb2.UNKNOWN and i.stale for i in from_sin)
+    got = await lister.get(victim)
+    assert got.status == common_pb2.UNKNOWN and got.stale and got.data_age.ToMilliseconds() >= 0
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await lister.action("Stop", victim)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "sin1" in err.value.details()
+    print(
+        f"\ncell death -> no new work from par1's router: {detected_s:.2f}s; partial list in {listed_s:.2f}s"
+    )
+    await lister.close()
+    await admin.close()
+
+
+async def test_sdk_fails_over_when_a_router_dies(fed: Federation) -> None:
+    client = fed.client(["par1", "nyc1"])
+    order = await client.probe()
+    assert {c.endpoint for c in order} == {fed.router("par1"), fed.router("nyc1")}
+    inst = await client.create(create_request("survivor"))
+    fed.kill(f"router:{'par1' if order[0].endpoint == fed.router('par1') else 'nyc1'}")
+    got = await client.get(inst.instance_id)  # the first router is dead: the SDK moves on by itself
+    assert got.instance_id == inst.instance_id
+    await client.close()
