@@ -121,6 +121,19 @@ class Client:
     ) -> federation_pb2.PlacementExplanation:
         return await self._call(lambda r: r.federation.ExplainPlacement(request, **self._kw()))
 
+    async def drain(self, cell_name: str, reason: str = "") -> federation_pb2.CellView:
+        """cell_name: "sites/{site}/cells/{cell}". The cell takes no new work until undrained."""
+        req = federation_pb2.DrainCellRequest(name=cell_name, reason=reason)
+        return await self._call(lambda r: r.federation.DrainCell(req, **self._kw()))
+
+    async def undrain(self, cell_name: str) -> federation_pb2.CellView:
+        req = federation_pb2.DrainCellRequest(name=cell_name)
+        return await self._call(lambda r: r.federation.UndrainCell(req, **self._kw()))
+
+    async def rtt_matrix(self) -> federation_pb2.RttMatrix:
+        req = federation_pb2.GetRttMatrixRequest()
+        return await self._call(lambda r: r.federation.GetRttMatrix(req, **self._kw()))
+
     async def close(self) -> None:
         for router in self._routers:
             await router.channel.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from localfed.bench.cell import cell
+from localfed.bench.router import router
 from localfed.bench.store import store
 
 
@@ -15,3 +16,4 @@ def bench() -> None:
 
 bench.add_command(store)
 bench.add_command(cell)
+bench.add_command(router)

@@ -25,14 +25,12 @@ class Endpoint:
 
 def namespace_labels(objects: list[Obj]) -> dict[str, dict[str, str]]:
     """Labels of every Namespace, with the kubernetes.io/metadata.name label the API server adds."""
-    return {
-        o["metadata"]["name"]: {
-            **o["metadata"].get("labels", {}),
-            "kubernetes.io/metadata.name": o["metadata"]["name"],
-        }  # fmt: skip
-        for o in objects
-        if o["kind"] == "Namespace"
-    }
+    out = {}
+    for obj in objects:
+        if obj["kind"] == "Namespace":
+            name = obj["metadata"]["name"]
+            out[name] = {**obj["metadata"].get("labels", {}), "kubernetes.io/metadata.name": name}
+    return out
 
 
 def peer_matches(peer: Mapping[str, Any], policy_namespace: str, endpoint: Endpoint) -> bool:

@@ -19,7 +19,6 @@ never silently ignored):
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,8 +162,3 @@ def _check_unique(objects: list[Obj], where: Path) -> None:
         if ident in seen:
             raise KustomizeError(f"{where}: {ident} is defined twice")
         seen.add(ident)
-
-
-def deep_copy(objects: list[Obj]) -> list[Obj]:
-    """A copy tests may mutate without touching a shared rendering."""
-    return copy.deepcopy(objects)

@@ -72,7 +72,7 @@ def test_agent_finds_the_baked_guest_image() -> None:
     ]
     assert f"ENV CELLFED_CACHE_DIR={env['value']}" in DOCKERFILE
     seed = re.search(r"cp -a (\S+)/\. ", init["args"][0])
-    assert seed and f"/opt/cellfed/cache-seed" == seed.group(1) and seed.group(1) in DOCKERFILE
+    assert seed and seed.group(1) == "/opt/cellfed/cache-seed" and seed.group(1) in DOCKERFILE
     assert f"{env['value']}/" in init["args"][0]
 
 

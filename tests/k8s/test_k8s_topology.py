@@ -112,7 +112,7 @@ def test_federation_lists_cover_every_site() -> None:
     for dc, rf in dcs.items():
         assert rf <= nodes[dc], f"{dc}: replication factor {rf} > {nodes[dc]} nodes"
     assert set(_schema_sites()) == set(dcs), "exactly one schema Job per region"
-    for dc, site in _schema_sites().items():
+    for site in _schema_sites().values():
         flags = _flags(site, "Job", "schema-apply")
         assert _pairs(flags["--dcs"]) == _pairs(federations[0]["CELLFED_DCS"])
         assert _pairs(flags["--cells"]) == cells

@@ -1,0 +1,75 @@
+"""`cellctl`'s global options resolved once into a frozen config: routers and token from flags, files or
+environment. Resolution is lazy (per command, not in the group callback) so `cellctl <cmd> --help` works
+without credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+ROUTERS_ENV = "CELLFED_ROUTERS"
+TOKEN_ENV = "CELLFED_TOKEN"
+OUTPUTS = ("table", "json")
+
+
+@dataclass(frozen=True)
+class RawOptions:
+    """The global options as typed, before defaults from the environment are applied."""
+
+    routers: tuple[str, ...]
+    token: str | None
+    token_file: Path | None
+    output: str
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class CliConfig:
+    routers: tuple[str, ...]
+    token: str
+    output: str
+    timeout_s: float
+
+    @property
+    def json(self) -> bool:
+        return self.output == "json"
+
+
+def resolve(raw: RawOptions, env: Mapping[str, str]) -> CliConfig:
+    """Flags win over the environment; a missing value is a usage error naming every way to give it."""
+    routers = raw.routers or _split(env.get(ROUTERS_ENV, ""))
+    if not routers:
+        raise click.UsageError(f"no router given: pass --router HOST:PORT (repeatable) or set {ROUTERS_ENV}")
+    for endpoint in routers:
+        _check_endpoint(endpoint)
+    if raw.token and raw.token_file:
+        raise click.UsageError("give either --token or --token-file, not both")
+    token = _read_token(raw.token_file) if raw.token_file else (raw.token or env.get(TOKEN_ENV, "").strip())
+    if not token:
+        raise click.UsageError(f"no token given: pass --token or --token-file, or set {TOKEN_ENV}")
+    if raw.timeout_s <= 0:
+        raise click.UsageError("--timeout must be a positive number of seconds")
+    return CliConfig(routers=routers, token=token, output=raw.output, timeout_s=raw.timeout_s)
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _check_endpoint(endpoint: str) -> None:
+    host, sep, port = endpoint.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise click.UsageError(f"router {endpoint!r} is not HOST:PORT (from --router or {ROUTERS_ENV})")
+
+
+def _read_token(path: Path) -> str:
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise click.UsageError(f"--token-file {path}: {exc.strerror or exc}") from None
+    if not token:
+        raise click.UsageError(f"--token-file {path} is empty")
+    return token
