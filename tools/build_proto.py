@@ -6,6 +6,7 @@ idempotent (skips when every output is newer than every .proto), and gen/ is nev
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -26,6 +27,26 @@ def _up_to_date(protos: list[Path]) -> bool:
     return stamp.stat().st_mtime >= newest_input
 
 
+def _plugin(name: str) -> str | None:
+    """mypy-protobuf's plugins are console scripts: on PATH (pip's isolated build env puts them there) or
+    beside the interpreter (a venv run without activation)."""
+    return shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+
+
+def _stub_args() -> list[str]:
+    """Typed stubs (.pyi) are for type checking only: built when mypy-protobuf is there, else skipped."""
+    mypy, mypy_grpc = _plugin("protoc-gen-mypy"), _plugin("protoc-gen-mypy_grpc")
+    if not (mypy and mypy_grpc):
+        print("build_proto: mypy-protobuf not found; generating without .pyi stubs", file=sys.stderr)
+        return []
+    return [
+        f"--plugin=protoc-gen-mypy={mypy}",
+        f"--plugin=protoc-gen-mypy_grpc={mypy_grpc}",
+        f"--mypy_out={OUT}",
+        f"--mypy_grpc_out={OUT}",
+    ]
+
+
 def build(force: bool = False) -> None:
     from grpc_tools import protoc  # build-time dependency only
 
@@ -36,18 +57,13 @@ def build(force: bool = False) -> None:
         return
     OUT.mkdir(parents=True, exist_ok=True)
     include = Path(protoc.__file__).parent / "_proto"
-    # mypy-protobuf's plugins are console scripts beside the interpreter running the build.
-    bindir = Path(sys.executable).parent
     args = [
         "grpc_tools.protoc",
         f"-I{PROTO_ROOT}",
         f"-I{include}",
         f"--python_out={OUT}",
         f"--grpc_python_out={OUT}",
-        f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
-        f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
-        f"--mypy_out={OUT}",
-        f"--mypy_grpc_out={OUT}",
+        *_stub_args(),
         *[str(p.relative_to(PROTO_ROOT)) for p in protos],
     ]
     if protoc.main(args) != 0:

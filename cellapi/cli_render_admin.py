@@ -1,0 +1,153 @@
+"""How `cellctl` shows the operator views as tables: sites and their cells, placement explanations, the
+RTT matrix, a drained cell. Pure functions of the Federation API replies (JSON goes through
+cli_render.to_json). Every figure that can be old is shown with its age, and a site or router that did
+not answer is shown as such, never left out."""
+
+from __future__ import annotations
+
+from cellfed.v1 import common_pb2, federation_pb2
+from rich.table import Table
+
+from cellapi.cli_render import NONE, add_row, fmt_duration, fmt_ms, table
+
+# Health values at which a site is shown dimmed: no new work goes there.
+_UNWELL = {common_pb2.SUSPECT, common_pb2.OFFLINE, common_pb2.HEALTH_UNKNOWN}
+
+
+def health_text(health: common_pb2.Health.ValueType) -> str:
+    if health == common_pb2.HEALTH_UNSPECIFIED:
+        return NONE
+    return "UNKNOWN" if health == common_pb2.HEALTH_UNKNOWN else common_pb2.Health.Name(health)
+
+
+def used_free(total: float, free: float, scale: float = 1.0) -> str:
+    """ "used/free" in one unit; "-" when the cell has published no capacity yet."""
+    if not total:
+        return NONE
+    used, left = (total - free) / scale, free / scale
+    if scale == 1.0:
+        return f"{used:.0f}/{left:.0f}"
+    return f"{used:.1f}/{left:.1f}"
+
+
+_SITES_COLUMNS = (
+    "SITE",
+    "REGION",
+    "HEALTH",
+    "HEARTBEAT",
+    "CELL",
+    "CELL HEALTH",
+    "VCPUS used/free",
+    "MEM GiB used/free",
+    "DISK GB used/free",
+    "HOSTS UP",
+    "INSTANCES",
+    "CAP AGE",
+    "RTT",
+)
+
+
+def sites_table(view: federation_pb2.ListSitesResponse) -> Table:
+    """One row per cell (greppable), each carrying its site's region, health and heartbeat age."""
+    t = table(*_SITES_COLUMNS)
+    for site in view.sites:
+        style = "dim" if site.health in _UNWELL else None
+        head = (
+            site.site,
+            site.region,
+            health_text(site.health),
+            fmt_duration(site.heartbeat_age, present=site.HasField("heartbeat_age")),
+        )
+        if not site.cells:
+            add_row(t, *head, *(NONE,) * 9, style=style)
+        for cell in site.cells:
+            add_row(t, *head, *_cell_cells(cell), style=style)
+    return t
+
+
+def _cell_cells(cell: federation_pb2.CellView) -> tuple[str, ...]:
+    cap = cell.capacity
+    health = health_text(cell.health) + (
+        " (drained)" if cell.drained and cell.health != common_pb2.DRAINED else ""
+    )
+    has_cap = cell.HasField("capacity")
+    return (
+        cell.cell,
+        health,
+        used_free(cap.vcpus_total, cap.vcpus_free),
+        used_free(cap.memory_mb_total, cap.memory_mb_free, 1024.0),
+        used_free(cap.disk_gb_total, cap.disk_gb_free),
+        str(cap.hosts_up) if has_cap else NONE,
+        str(cap.instances) if has_cap else NONE,
+        fmt_duration(cell.capacity_age, present=cell.HasField("capacity_age")),
+        fmt_duration(cell.rtt, present=cell.HasField("rtt")),
+    )
+
+
+def sites_caption(view: federation_pb2.ListSitesResponse) -> str:
+    return f"{len(view.sites)} sites, observed from {view.observed_from or 'an unnamed router'}"
+
+
+def sites_warning(view: federation_pb2.ListSitesResponse) -> str | None:
+    if not view.unreachable_sites:
+        return None
+    return (
+        f"warning: unreachable sites: {', '.join(view.unreachable_sites)}; "
+        "their rows show the last known data and its age"
+    )
+
+
+_EXPLAIN_COLUMNS = (
+    "#",
+    "CELL",
+    "SITE",
+    "REGION",
+    "HEALTH",
+    "RTT",
+    "DISTANCE",
+    "FREE VCPUS/MEM GiB",
+    "SCORE",
+    "SHARE",
+    "ELIGIBLE",
+    "REASON",
+)
+
+
+def explain_table(ex: federation_pb2.PlacementExplanation) -> Table:
+    """The candidates in the order they would be tried; `*` marks the choice."""
+    t = table(*_EXPLAIN_COLUMNS)
+    for n, c in enumerate(ex.candidates, 1):
+        # Unmeasured (cold, or from another ingress site) RTTs are estimates from distance: say so.
+        rtt = fmt_duration(c.rtt) if c.rtt_measured else f"~{fmt_duration(c.rtt)} est."
+        cap = c.capacity
+        free = f"{cap.vcpus_free}/{cap.memory_mb_free / 1024:.1f}" if c.HasField("capacity") else NONE
+        mark = f"{n}*" if c.cell == ex.chosen_cell else str(n)
+        where = (mark, c.cell, c.site, c.region, health_text(c.health), rtt, f"{c.distance_km:,.0f} km")
+        verdict = (free, f"{c.score:.3g}", f"{c.share:.2f}", "yes" if c.eligible else "no", c.reason)
+        add_row(t, *where, *verdict, style=None if c.eligible else "dim")
+    return t
+
+
+def explain_choice(ex: federation_pb2.PlacementExplanation) -> str:
+    chosen = ex.chosen_cell or "none (nothing fits)"
+    return f"chosen: {chosen}" + (f" ({ex.summary})" if ex.summary else "")
+
+
+def rtt_table(m: federation_pb2.RttMatrix) -> Table:
+    """Rows are the measuring router's site; a site whose router did not answer has a row of "-"."""
+    t = table("FROM \\ TO", *m.sites, "DATA AGE")
+    rows = {r.from_site: r for r in m.rows}
+    for site in m.sites:
+        row = rows.get(site)
+        if row is None:
+            add_row(t, site, *(NONE,) * len(m.sites), "no answer", style="dim")
+            continue
+        cells = [fmt_ms(v) if v >= 0 else "?" for v in row.rtt_ms]
+        cells += [NONE] * (len(m.sites) - len(cells))
+        add_row(t, site, *cells, fmt_duration(row.data_age, present=row.HasField("data_age")))
+    return t
+
+
+def cell_line(cell: federation_pb2.CellView) -> str:
+    state = "drained" if cell.drained else "in placement"
+    return f"{cell.name}: {state}, health {health_text(cell.health)}"
