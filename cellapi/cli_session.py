@@ -43,8 +43,12 @@ class Session:
         shown = render()
         if isinstance(shown, str):
             click.echo(shown)
-        else:
+        elif self.out.is_terminal:
             self.out.print(shown)
+        else:  # pipes get no column padding at line ends, for awk and diff
+            with self.out.capture() as captured:
+                self.out.print(shown)
+            click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
     def line(self, text: str) -> None:
         """A plain result line on stdout (no markup: it may hold user data)."""

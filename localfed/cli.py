@@ -11,8 +11,8 @@ from cellapi.auth.cli import keys_group, token_group
 from cellapi.router.main import router_cli
 from localfed.bench.cli import bench
 from localfed.cassandra.cli import cassandra
-from localfed.demo import demo
 from localfed.schema_cli import schema_cli
+from localfed.up_cli import down, status, up
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,7 +25,9 @@ cli.add_command(cassandra)
 cli.add_command(cell_cli)
 cli.add_command(agent_cli)
 cli.add_command(schema_cli)
-cli.add_command(demo)
+cli.add_command(up)
+cli.add_command(status)
+cli.add_command(down)
 cli.add_command(bench)
 cli.add_command(router_cli)
 cli.add_command(token_group)

@@ -72,7 +72,7 @@ class DelayProxy:
             return
         try:
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        except (asyncio.CancelledError, ConnectionError):
+        except (asyncio.CancelledError, OSError):  # a side went away: the link simply ends
             pass
         finally:
             for w in (writer, up_writer):

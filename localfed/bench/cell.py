@@ -24,6 +24,7 @@ from fedlib.catalog import FLAVORS
 from fedlib.ids import new_instance_id
 from localfed.bench.placement import time_placement
 from localfed.bench.store import summarize
+from localfed.paths import state_dir
 from localfed.processes import spawn, stop_all, wait_ready
 
 CELL = "bench-c1"
@@ -42,9 +43,8 @@ def cell(
     count: int, hosts: int, concurrency: int, placement_repeats: int, directory: Path | None, output: str
 ) -> None:
     """Builds/s and p50/p99 build latency of a real cell; placement decision time at 1k and 10k hosts."""
-    from localfed.demo import _state_dir
 
-    root = (directory or _state_dir() / "bench-cell").absolute()
+    root = (directory or state_dir() / "bench-cell").absolute()
     procs: list[subprocess.Popen[bytes]] = []
     try:
         results = asyncio.run(_run(root, count, hosts, concurrency, procs))

@@ -28,6 +28,7 @@ from rich.table import Table
 
 from fedlib.ids import new_instance_id
 from localfed.bench.store import summarize
+from localfed.paths import state_dir
 from localfed.processes import spawn, stop_all, wait_ready
 
 DC, SITE, CELL = "bench", "bench1", "bench1-c1"
@@ -45,9 +46,8 @@ def router(
 ) -> None:
     """Routed vs direct get (latency, throughput) and list page 1 vs page 50, as ratios."""
     from localfed.bench.cell import _down
-    from localfed.demo import _state_dir
 
-    root = (directory or _state_dir() / "bench-router").absolute()
+    root = (directory or state_dir() / "bench-router").absolute()
     procs: list[subprocess.Popen[bytes]] = []
     try:
         results = asyncio.run(_run(root, gets, instances, list_rows, concurrency, procs))
@@ -219,12 +219,16 @@ async def _create(stub: compute_pb2_grpc.ComputeServiceStub, meta: Any, count: i
 
 async def _gets(routed: Any, direct: Any, meta: Any, ids: list[str], n: int, conc: int) -> dict[str, Any]:
     def via_router(i: str) -> Awaitable[Any]:
-        return routed.GetInstance(
+        call: Awaitable[Any] = routed.GetInstance(
             compute_pb2.GetInstanceRequest(name=f"instances/{i}"), timeout=5, metadata=meta
         )
+        return call
 
     def via_cell(i: str) -> Awaitable[Any]:
-        return direct.GetInstance(cell_pb2.CellInstanceRequest(instance_id=i, tenant="bench"), timeout=5)
+        call: Awaitable[Any] = direct.GetInstance(
+            cell_pb2.CellInstanceRequest(instance_id=i, tenant="bench"), timeout=5
+        )
+        return call
 
     out: dict[str, Any] = {}
     for name, fn in (("direct", via_cell), ("routed", via_router)):

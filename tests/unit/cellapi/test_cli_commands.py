@@ -186,6 +186,9 @@ def test_list_one_page_says_how_to_get_more(fake: FakeClient) -> None:
     fake.pages = [compute_pb2.ListInstancesResponse(instances=[inst()], next_page_token="p2")]
     result = cellctl("list")
     assert result.exit_code == 0 and "more: --page-token p2 (or --all)" in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "STATUS", "FLAVOR", "IMAGE", "SITE", "AGE"]
+    assert all(line == line.rstrip() for line in lines)  # no column padding at line ends in pipes
 
 
 def test_watch_skips_the_replayed_state_after_a_reconnect_and_ends_at_deleted(fake: FakeClient) -> None:

@@ -1,0 +1,238 @@
+"""Runs a whole federation on one machine: per site a cell controller, its compute agents and a router
+(separate processes), one Cassandra DC per region, and WAN-emulating delay proxies on every path from a
+router to another site's cell (localfed.wan_proxy, RTTs from localfed.sites). `cellfed up`, the tests and
+the benchmarks all use this one launcher, so what is measured is what users run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localfed.processes import spawn, stop_all, wait_ready
+from localfed.sites import SiteSpec, rtt_matrix
+from localfed.wan_proxy import DelayProxy, ProxyHost
+
+STATE_FILE = "federation.json"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class LocalFederation:
+    root: Path
+    sites: tuple[SiteSpec, ...]
+    contact_points: list[str]  # the Cassandra cluster (one DC per region), already running
+    rtt: dict[tuple[str, str], float]
+    keyspace: str = "cellfed_global"
+    libvirt_uri: str = "test:///default"
+    host_grace_s: float = 2.0
+    cell_ports: dict[str, int] = field(default_factory=dict)
+    router_ports: dict[str, int] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    proxies: dict[tuple[str, str], DelayProxy] = field(default_factory=dict)
+    proxy_host: ProxyHost = field(default_factory=ProxyHost)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def for_tests(
+        cls, root: Path, sites: tuple[SiteSpec, ...], contact_points: list[str], scale: float
+    ) -> LocalFederation:
+        return cls(
+            root, sites, contact_points, rtt_matrix(sites, scale), keyspace=f"fed_{uuid.uuid4().hex[:8]}"
+        )
+
+    async def start(self, progress: Progress = lambda _: None) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        progress("applying the schema")
+        await self._schema()
+        self._tokens()
+        for s in self.sites:
+            progress(f"starting the cell of {s.city} ({s.cell}) and {s.hosts} compute agents")
+            self._start_cell(s)
+        for s in self.sites:
+            progress(f"starting the router of {s.city}")
+            await self._start_router(s)
+        self.write_state()
+
+    async def _schema(self) -> None:
+        from replication.cql.migrate import apply_schema, read_topology
+        from replication.cql.session import connect
+
+        session = await asyncio.to_thread(connect, self.contact_points, self.sites[0].region)
+        try:
+            await apply_schema(
+                session,
+                global_keyspace=self.keyspace,
+                dcs={s.region: 1 for s in self.sites},
+                cells=[(s.cell, s.region) for s in self.sites],
+                known_dcs=await read_topology(session),
+            )
+        finally:
+            await session.aclose()
+
+    def _tokens(self) -> None:
+        from cellapi.auth import generate_keypair, mint, read_private_key
+
+        keys = self.root / "keys"
+        if not (keys / "k1.pub").exists():
+            generate_keypair(keys, "k1")
+        private = read_private_key(keys, "k1")
+        people = (
+            ("acme", "acme", ["user"]),
+            ("other", "other", ["user"]),
+            ("lister", "lister", ["user"]),
+            ("admin", "ops", ["admin", "user"]),
+        )
+        for name, tenant, roles in people:
+            self.tokens[name] = mint(
+                private, "k1", subject=name, tenant=tenant, roles=roles, ttl_s=24 * 3600, now_s=time.time()
+            )
+
+    def _start_cell(self, s: SiteSpec) -> None:
+        points = ",".join(self.contact_points)
+        proc = spawn(
+            [
+                "cell",
+                "serve",
+                "--cell-id",
+                s.cell,
+                "--site",
+                s.site,
+                "--region",
+                s.region,
+                "--listen",
+                "127.0.0.1:0",
+                "--cassandra",
+                points,
+                "--local-dc",
+                s.region,
+                "--global-keyspace",
+                self.keyspace,
+                "--host-grace-s",
+                str(self.host_grace_s),
+            ],
+            self.root / "logs" / f"{s.cell}.log",
+        )
+        self.procs[f"cell:{s.site}"] = proc
+        ready = wait_ready(proc, f"cell {s.cell}")
+        self.cell_ports[s.site], self.metrics_ports[f"cell:{s.site}"] = (
+            int(ready["port"]),
+            int(ready["metrics"]),
+        )
+        for n in range(1, s.hosts + 1):
+            host = f"{s.site}-h{n}"
+            agent = spawn(
+                [
+                    "agent",
+                    "serve",
+                    "--host-id",
+                    host,
+                    "--cell-id",
+                    s.cell,
+                    "--controller",
+                    f"127.0.0.1:{self.cell_ports[s.site]}",
+                    "--libvirt-uri",
+                    self.libvirt_uri,
+                    "--vcpus",
+                    str(s.vcpus),
+                    "--memory-mb",
+                    str(s.memory_mb),
+                    "--disk-gb",
+                    str(s.disk_gb),
+                    "--state-dir",
+                    str(self.root / host),
+                ],
+                self.root / "logs" / f"{host}.log",
+            )
+            self.procs[f"agent:{host}"] = agent
+            self.metrics_ports[f"agent:{host}"] = int(wait_ready(agent, f"agent {host}")["metrics"])
+
+    async def _start_router(self, s: SiteSpec) -> None:
+        dial = []
+        for other in self.sites:
+            if other.site != s.site:
+                port = self.cell_ports[other.site]
+                proxy = self.proxy_host.add("127.0.0.1", port, self.rtt[(s.site, other.site)] / 2)
+                self.proxies[(s.site, other.site)] = proxy
+                dial += ["--dial", f"127.0.0.1:{port}={proxy.address}"]
+        proc = spawn(
+            [
+                "router",
+                "serve",
+                "--router-id",
+                f"{s.site}-r1",
+                "--site",
+                s.site,
+                "--region",
+                s.region,
+                "--lat",
+                str(s.lat),
+                "--lon",
+                str(s.lon),
+                "--listen",
+                "127.0.0.1:0",
+                "--cassandra",
+                ",".join(self.contact_points),
+                "--local-dc",
+                s.region,
+                "--global-keyspace",
+                self.keyspace,
+                "--keys-dir",
+                str(self.root / "keys"),
+                *dial,
+            ],
+            self.root / "logs" / f"{s.site}-router.log",
+        )
+        self.procs[f"router:{s.site}"] = proc
+        ready = await asyncio.to_thread(wait_ready, proc, f"router {s.site}")
+        self.router_ports[s.site], self.metrics_ports[f"router:{s.site}"] = (
+            int(ready["port"]),
+            int(ready["metrics"]),
+        )
+
+    def router(self, site: str) -> str:
+        return f"127.0.0.1:{self.router_ports[site]}"
+
+    def kill(self, what: str) -> None:
+        """SIGKILL one component: 'cell:sin1', 'router:par1', 'agent:nyc1-h1'."""
+        proc = self.procs[what]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def cut(self, site: str) -> None:
+        """Partition `site` from the others: every proxied path into or out of it drops."""
+        for (a, b), proxy in self.proxies.items():
+            if site in (a, b):
+                self.proxy_host.cut(proxy)
+
+    def heal(self, site: str) -> None:
+        for (a, b), proxy in self.proxies.items():
+            if site in (a, b):
+                self.proxy_host.heal(proxy)
+
+    def write_state(self) -> None:
+        state = {
+            "supervisor": os.getpid(),
+            "sites": [s.site for s in self.sites],
+            "routers": {s: self.router(s) for s in self.router_ports},
+            "cells": {s: f"127.0.0.1:{p}" for s, p in self.cell_ports.items()},
+            "metrics": {name: f"http://127.0.0.1:{p}/metrics" for name, p in self.metrics_ports.items()},
+            "pids": {name: proc.pid for name, proc in self.procs.items()},
+            "tokens": self.tokens,
+        }
+        path = self.root / STATE_FILE
+        path.write_text(json.dumps(state, indent=2))
+        path.chmod(0o600)  # it holds tokens
+
+    def stop(self) -> None:
+        stop_all(list(self.procs.values()))
+        self.proxy_host.stop()
+        (self.root / STATE_FILE).unlink(missing_ok=True)

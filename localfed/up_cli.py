@@ -1,0 +1,252 @@
+"""`cellfed up | status | down`: the local multi-site federation, the README's main job.
+
+`up` runs in the foreground as the supervisor: it starts one Cassandra DC per region, then per site a cell
+(controller + compute agents) and a router, with WAN-emulating proxies between sites; it prints the
+endpoints, runs a sample workload from a client at each site and shows the federation view. With
+`--keep` it stays up for exploration with cellctl until Ctrl-C or `cellfed down`. Re-running `up` after a
+crash cleans up what the dead supervisor left."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from fedlib.errors import CellfedError, NotFound
+from localfed.launcher import STATE_FILE, LocalFederation
+from localfed.paths import state_dir
+from localfed.sites import default_sites, rtt_matrix
+from localfed.workload import run_workload, summarize
+
+DIR_OPTION = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="State directory (default <repo>/.state/federation).",
+)
+
+
+def _root(directory: Path | None) -> Path:
+    return (directory or state_dir() / "federation").absolute()
+
+
+def _console() -> Console:
+    """Rich assumes 80 columns when output is not a terminal (CI logs, pipes): too narrow for these tables."""
+    probe = Console()
+    return probe if probe.is_terminal else Console(width=150)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+@click.command("up")
+@click.option("--sites", "count", default=3, show_default=True, help="Sites, each in its own region.")
+@click.option("--rtt-scale", default=1.0, show_default=True, help="Scale the great-circle RTT matrix.")
+@click.option(
+    "--per-site", default=5, show_default=True, help="Instances the sample workload creates per site."
+)
+@click.option("--workload/--no-workload", default=True, show_default=True)
+@click.option(
+    "--cassandra-address-base",
+    default="127.0.0.11",
+    show_default=True,
+    help="First Cassandra node's loopback address (one per region follows).",
+)
+@click.option(
+    "--keep", is_flag=True, help="Stay up (foreground) for exploration until Ctrl-C or `cellfed down`."
+)
+@DIR_OPTION
+def up(
+    count: int,
+    rtt_scale: float,
+    per_site: int,
+    workload: bool,
+    cassandra_address_base: str,
+    keep: bool,
+    directory: Path | None,
+) -> None:
+    """Starts a local federation of N sites and shows it doing real work."""
+    console, root = _console(), _root(directory)
+    try:
+        sites = default_sites(count)
+        rtt = rtt_matrix(sites, rtt_scale)
+        _preflight(root)
+    except CellfedError as exc:
+        raise click.ClickException(exc.message) from None
+    fed = LocalFederation(root, sites, [], rtt)
+    try:
+        asyncio.run(_up(console, fed, workload, per_site, keep, cassandra_address_base))
+    except CellfedError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        console.print("stopping the federation ...")
+        fed.stop()
+        _cassandra_down(root)
+
+
+def _preflight(root: Path) -> None:
+    """Before anything starts: one federation per directory, Java present, stale leftovers cleaned."""
+    from localfed.cassandra import bundle
+
+    bundle.find_java()
+    state = root / STATE_FILE
+    if state.exists():
+        data = json.loads(state.read_text())
+        if _alive(data.get("supervisor", 0)):
+            raise click.ClickException(
+                f"a federation already runs from {root} (pid {data['supervisor']}): `cellfed down` first"
+            )
+        _kill_leftovers(data)
+        _cassandra_down(root)
+        state.unlink()
+
+
+def _kill_leftovers(data: dict[str, object]) -> None:
+    for pid in dict(data.get("pids", {})).values():  # type: ignore[call-overload]
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(pid), signal.SIGKILL)
+
+
+def _cassandra_down(root: Path) -> None:
+    from localfed.cassandra import cluster
+
+    with contextlib.suppress(NotFound):
+        cluster.down(root / "cassandra")
+
+
+async def _up(
+    console: Console, fed: LocalFederation, workload: bool, per_site: int, keep: bool, address_base: str
+) -> None:
+    from localfed.cassandra import cluster
+    from localfed.cassandra.node_config import ClusterSpec
+
+    started = time.monotonic()
+    spec = ClusterSpec(
+        dcs=tuple(s.region for s in fed.sites),
+        nodes_per_dc=1,
+        address_base=address_base,
+        directory=fed.root / "cassandra",
+    )
+    with console.status("starting Cassandra: one DC per region ...") as status:
+        await cluster.up(spec, apply_schema=False)
+        fed.contact_points = [n.address for n in cluster.load(spec.directory).nodes]
+        await fed.start(lambda text: status.update(text + " ..."))
+        status.update("waiting until every router sees every cell ...")
+        from localfed.view import print_sites, wait_ready
+
+        await wait_ready(fed)
+    console.print(f"[bold]federation ready in {time.monotonic() - started:.1f}s[/bold]")
+    _print_endpoints(console, fed)
+    if workload:
+        with console.status("running the sample workload from a client at each site ..."):
+            samples = await run_workload(fed, per_site)
+        _print_workload(console, summarize(samples))
+    await print_sites(console, fed)
+    if keep:
+        console.print("up: explore with cellctl (see the lines above); Ctrl-C or `cellfed down` stops it")
+        await _wait_for_signal()
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _print_endpoints(console: Console, fed: LocalFederation) -> None:
+    table = Table(title="Sites")
+    for column in ("site", "city", "region (Cassandra DC)", "router", "cell"):
+        table.add_column(column)
+    for s in fed.sites:
+        table.add_row(s.site, s.city, s.region, fed.router(s.site), f"127.0.0.1:{fed.cell_ports[s.site]}")
+    console.print(table)
+    routers = ",".join(fed.router(s.site) for s in fed.sites)
+    console.print(f"export CELLFED_ROUTERS={routers}")
+    console.print(
+        f"export CELLFED_TOKEN=$(jq -r .tokens.acme {fed.root / STATE_FILE})   # admin: .tokens.admin"
+    )
+
+
+def _print_workload(console: Console, summary: dict[tuple[str, str], dict[str, object]]) -> None:
+    table = Table(title="Sample workload: a client at each site, talking to its own site's router")
+    for column in ("client at", "operation", "n", "p50 ms", "max ms", "served by"):
+        table.add_column(column)
+    for (site, op), row in sorted(summary.items()):
+        served = ", ".join(str(cell) for cell in row["served_by"])  # type: ignore[attr-defined]
+        table.add_row(site, op, str(row["n"]), str(row["p50_ms"]), str(row["max_ms"]), served)
+    console.print(table)
+
+
+@click.command("status")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@DIR_OPTION
+def status(output: str, directory: Path | None) -> None:
+    """Every component of the running local federation: alive or not, endpoint, metrics URL."""
+    path = _root(directory) / STATE_FILE
+    if not path.exists():
+        raise click.ClickException(
+            f"no federation runs from {path.parent} (start one with `cellfed up --keep`)"
+        )
+    data = json.loads(path.read_text())
+    rows = [
+        {"component": name, "pid": pid, "alive": _alive(pid), "metrics": data["metrics"].get(name, "")}
+        for name, pid in sorted(data["pids"].items())
+    ]
+    rows.insert(
+        0,
+        {
+            "component": "supervisor",
+            "pid": data["supervisor"],
+            "alive": _alive(data["supervisor"]),
+            "metrics": "",
+        },
+    )
+    if output == "json":
+        click.echo(
+            json.dumps({"components": rows, "routers": data["routers"], "cells": data["cells"]}, indent=2)
+        )
+        return
+    table = Table(title=f"Local federation in {path.parent}")
+    for column in ("component", "pid", "alive", "metrics"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["component"], str(r["pid"]), "yes" if r["alive"] else "[red]no[/red]", r["metrics"])
+    _console().print(table)
+
+
+@click.command("down")
+@DIR_OPTION
+def down(directory: Path | None) -> None:
+    """Stops the local federation cleanly (its supervisor, or what a crashed one left behind)."""
+    root = _root(directory)
+    path = root / STATE_FILE
+    if path.exists():
+        data = json.loads(path.read_text())
+        supervisor = int(data.get("supervisor", 0))
+        if _alive(supervisor):
+            os.kill(supervisor, signal.SIGTERM)
+            deadline = time.monotonic() + 60
+            while _alive(supervisor) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        _kill_leftovers(data)
+        path.unlink(missing_ok=True)
+    _cassandra_down(root)
+    click.echo("stopped")

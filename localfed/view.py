@@ -1,0 +1,69 @@
+"""The federation as an operator sees it from one router (Federation API, admin token)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from cellfed.v1 import common_pb2
+from rich.console import Console
+from rich.table import Table
+
+from cellapi.client import Client
+from localfed.launcher import LocalFederation
+
+
+async def wait_ready(fed: LocalFederation, timeout_s: float = 90) -> None:
+    """Every router sees every cell healthy with hosts up."""
+    deadline = time.monotonic() + timeout_s
+    for s in fed.sites:
+        admin = Client([fed.router(s.site)], fed.tokens["admin"])
+        try:
+            while True:
+                view = await admin.sites()
+                cells = [c for site in view.sites for c in site.cells]
+                ok = [c for c in cells if c.capacity.hosts_up > 0 and c.health == common_pb2.HEALTHY]
+                if len(ok) == len(fed.sites):
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"router {s.site} sees {len(ok)} of {len(fed.sites)} cells ready")
+                await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+
+
+async def print_sites(console: Console, fed: LocalFederation, from_site: str | None = None) -> None:
+    site = from_site or fed.sites[0].site
+    admin = Client([fed.router(site)], fed.tokens["admin"])
+    try:
+        view = await admin.sites()
+    finally:
+        await admin.close()
+    table = Table(title=f"Federation view from the router of {site}")
+    for column in (
+        "site",
+        "region",
+        "health",
+        "cell",
+        "vCPUs free/total",
+        "memory GB free/total",
+        "instances",
+        "RTT ms",
+        "heartbeat age s",
+    ):
+        table.add_column(column)
+    for s in view.sites:
+        for c in s.cells:
+            cap = c.capacity
+            table.add_row(
+                s.site,
+                s.region,
+                common_pb2.Health.Name(s.health),
+                c.cell,
+                f"{cap.vcpus_free}/{cap.vcpus_total}",
+                f"{cap.memory_mb_free // 1024}/{cap.memory_mb_total // 1024}",
+                str(cap.instances),
+                f"{c.rtt.ToMilliseconds()}",
+                f"{s.heartbeat_age.ToMilliseconds() / 1000:.1f}",
+            )
+    console.print(table)
