@@ -223,6 +223,7 @@ class LocalFederation:
             "supervisor": os.getpid(),
             "sites": [s.site for s in self.sites],
             "routers": {s: self.router(s) for s in self.router_ports},
+            "cassandra": self.contact_points,
             "cells": {s: f"127.0.0.1:{p}" for s, p in self.cell_ports.items()},
             "metrics": {name: f"http://127.0.0.1:{p}/metrics" for name, p in self.metrics_ports.items()},
             "pids": {name: proc.pid for name, proc in self.procs.items()},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fedlib.errors import CellfedError, NotFound
+from localfed.cassandra_wan import CassandraWan
 from localfed.launcher import STATE_FILE, LocalFederation
 from localfed.paths import state_dir
 from localfed.sites import default_sites, rtt_matrix
@@ -90,10 +92,17 @@ def up(
     except CellfedError as exc:
         raise click.ClickException(exc.message) from None
     fed = LocalFederation(root, sites, [], rtt)
+    # `cellfed down` must find a federation that is still starting, and its SIGTERM must clean up as
+    # Ctrl-C does (the default handler would kill this process and orphan every child).
+    root.mkdir(parents=True, exist_ok=True)
+    fed.write_state()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         asyncio.run(_up(console, fed, workload, per_site, keep, cassandra_address_base))
     except CellfedError as exc:
         raise click.ClickException(exc.message) from None
+    except KeyboardInterrupt:
+        pass
     finally:
         console.print("stopping the federation ...")
         fed.stop()
@@ -113,8 +122,8 @@ def _preflight(root: Path) -> None:
                 f"a federation already runs from {root} (pid {data['supervisor']}): `cellfed down` first"
             )
         _kill_leftovers(data)
-        _cassandra_down(root)
         state.unlink()
+    _cassandra_down(root)  # whatever a crashed run left
 
 
 def _kill_leftovers(data: dict[str, object]) -> None:
@@ -124,10 +133,11 @@ def _kill_leftovers(data: dict[str, object]) -> None:
 
 
 def _cassandra_down(root: Path) -> None:
+    """The local federation's data is throwaway: nodes stop and their directory goes with them."""
     from localfed.cassandra import cluster
 
     with contextlib.suppress(NotFound):
-        cluster.down(root / "cassandra")
+        cluster.down(root / "cassandra", purge=True)
 
 
 async def _up(
@@ -142,11 +152,18 @@ async def _up(
         nodes_per_dc=1,
         address_base=address_base,
         directory=fed.root / "cassandra",
+        broadcast_base=str(ipaddress.IPv4Address(address_base) + (1 << 16)),  # 127.0.x.y -> 127.1.x.y
     )
+    region_of = {s.site: s.region for s in fed.sites}
+    dc_rtt = {(region_of[a], region_of[b]): ms for (a, b), ms in fed.rtt.items()}
+    wan = CassandraWan(spec, dc_rtt, fed.proxy_host)
+    wan.start()
     with console.status("starting Cassandra: one DC per region ...") as status:
         await cluster.up(spec, apply_schema=False)
         fed.contact_points = [n.address for n in cluster.load(spec.directory).nodes]
         await fed.start(lambda text: status.update(text + " ..."))
+        status.update("turning on the emulated WAN between Cassandra DCs ...")
+        wan.enable()
         status.update("waiting until every router sees every cell ...")
         from localfed.view import print_sites, wait_ready
 

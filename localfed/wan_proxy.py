@@ -12,7 +12,8 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -23,15 +24,26 @@ T = TypeVar("T")
 
 class DelayProxy:
     def __init__(
-        self, target_host: str, target_port: int, one_way_ms: float, listen_host: str = "127.0.0.1"
+        self,
+        target_host: str,
+        target_port: int,
+        one_way_ms: float,
+        listen_host: str = "127.0.0.1",
+        *,
+        identify: Callable[[bytes], str | None] | None = None,
+        delay_for: Callable[[str], float | None] | None = None,
     ) -> None:
+        """With `identify` (the caller's id from its first bytes, None until enough arrived) each link's
+        one-way delay is `delay_for(id)`, or the link is cut when that is None: so one proxy in front of
+        a Cassandra node serves peers of every DC, each at its own distance."""
         self.target = (target_host, target_port)
         self.one_way_s = one_way_ms / 1000
+        self._identify, self._delay_for = identify, delay_for
         self.listen_host = listen_host
         self.port = 0
         self.cut_off = False
         self._server: asyncio.Server | None = None
-        self._links: set[asyncio.Task[None]] = set()
+        self._links: dict[asyncio.Task[None], _Link] = {}
 
     async def start(self, port: int = 0) -> int:
         self._server = await asyncio.start_server(self._accept, self.listen_host, port)
@@ -44,11 +56,17 @@ class DelayProxy:
 
     def cut(self) -> None:
         self.cut_off = True
-        for link in list(self._links):
-            link.cancel()
+        for task in list(self._links):
+            task.cancel()
 
     def heal(self) -> None:
         self.cut_off = False
+
+    def drop_from(self, sources: set[str]) -> None:
+        """Ends the open links whose far end is one of `sources` (new ones are `by_source`'s call)."""
+        for task, link in list(self._links.items()):
+            if link.source in sources:
+                task.cancel()
 
     async def stop(self) -> None:
         self.cut()
@@ -63,25 +81,44 @@ class DelayProxy:
             return
         task = asyncio.current_task()
         assert task is not None
-        self._links.add(task)
+        link = _Link(self.one_way_s)
+        self._links[task] = link
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.close()
-            self._links.discard(task)
+            del self._links[task]
             return
         try:
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        except (asyncio.CancelledError, OSError):  # a side went away: the link simply ends
+            await asyncio.gather(
+                self._pipe(reader, up_writer, link, True), self._pipe(up_reader, writer, link, False)
+            )
+        except (asyncio.CancelledError, OSError):  # a side went away, or the link was cut: it ends
             pass
         finally:
             for w in (writer, up_writer):
                 with contextlib.suppress(Exception):
                     w.close()
-            self._links.discard(task)
+            self._links.pop(task, None)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Reads eagerly, delivers each chunk one_way later in order; EOF travels with the same delay."""
+    def _learn_source(self, link: _Link, data: bytes) -> None:
+        """Until the caller is known, its first bytes are sniffed; then its delay (or a cut) applies."""
+        if self._identify is None or link.source is not None:
+            return
+        link.sniffed = (link.sniffed + data)[:64]
+        source = self._identify(link.sniffed)
+        if source is None:
+            return
+        link.source = source
+        one_way_ms = self._delay_for(source) if self._delay_for else self.one_way_s * 1000
+        if one_way_ms is None:
+            raise ConnectionAbortedError(f"link from {source} is cut")
+        link.delay_s = one_way_ms / 1000
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: _Link, from_client: bool
+    ) -> None:
+        """Reads eagerly, delivers each chunk one way later in order; EOF travels with the same delay."""
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
         async def deliver() -> None:
@@ -100,12 +137,21 @@ class DelayProxy:
         try:
             while True:
                 data = await reader.read(_CHUNK)
-                queue.put_nowait((time.monotonic() + self.one_way_s, data))
+                if from_client:
+                    self._learn_source(link, data)
+                queue.put_nowait((time.monotonic() + link.delay_s, data))
                 if not data:
                     break
             await sender
         finally:
             sender.cancel()
+
+
+@dataclass
+class _Link:
+    delay_s: float
+    source: str | None = None
+    sniffed: bytes = b""
 
 
 class ProxyHost:
@@ -121,9 +167,20 @@ class ProxyHost:
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
 
-    def add(self, target_host: str, target_port: int, one_way_ms: float) -> DelayProxy:
-        proxy = DelayProxy(target_host, target_port, one_way_ms)
-        self._run(proxy.start())
+    def add(
+        self,
+        target_host: str,
+        target_port: int,
+        one_way_ms: float,
+        *,
+        listen: tuple[str, int] = ("127.0.0.1", 0),
+        identify: Callable[[bytes], str | None] | None = None,
+        delay_for: Callable[[str], float | None] | None = None,
+    ) -> DelayProxy:
+        proxy = DelayProxy(
+            target_host, target_port, one_way_ms, listen[0], identify=identify, delay_for=delay_for
+        )
+        self._run(proxy.start(listen[1]))
         self._proxies.append(proxy)
         return proxy
 
@@ -132,6 +189,9 @@ class ProxyHost:
 
     def heal(self, proxy: DelayProxy) -> None:
         self._loop.call_soon_threadsafe(proxy.heal)
+
+    def drop_from(self, proxy: DelayProxy, sources: set[str]) -> None:
+        self._loop.call_soon_threadsafe(proxy.drop_from, sources)
 
     def stop(self) -> None:
         for proxy in self._proxies:

@@ -56,6 +56,10 @@ class ClusterSpec:
     ports: Ports = field(default_factory=Ports)
     cluster_name: str = "cellfed-local"
     heap_mb: int = 384
+    # When set, nodes advertise consecutive addresses from here to each other (broadcast_address) while
+    # listening on their own: a WAN-emulating proxy on each broadcast address (localfed.cassandra_wan)
+    # then delays or cuts inter-DC traffic. Clients still connect to the listen addresses directly.
+    broadcast_base: str | None = None
 
     def __post_init__(self) -> None:
         _check_dcs(self.dcs)
@@ -68,6 +72,8 @@ class ClusterSpec:
                 f"--rf {self.rf} must be between 1 and --nodes-per-dc ({self.nodes_per_dc})", field="rf"
             )
         _check_addresses(self.address_base, len(self.dcs) * self.nodes_per_dc)
+        if self.broadcast_base is not None:
+            _check_addresses(self.broadcast_base, len(self.dcs) * self.nodes_per_dc)
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,11 @@ class NodeSpec:
     dc: str
     rack: str
     address: str
+    broadcast: str = ""  # what peers dial; equal to `address` without a WAN fabric
+
+    def __post_init__(self) -> None:
+        if not self.broadcast:
+            object.__setattr__(self, "broadcast", self.address)
 
 
 @dataclass(frozen=True)
@@ -136,11 +147,17 @@ def parse_dcs(text: str) -> tuple[str, ...]:
 def nodes(spec: ClusterSpec) -> tuple[NodeSpec, ...]:
     """Nodes in DC order, addresses consecutive from address_base; names are `<dc>-<n>`."""
     base = int(ipaddress.IPv4Address(spec.address_base))
+    bcast = int(ipaddress.IPv4Address(spec.broadcast_base or spec.address_base))
     out = []
     for d, dc in enumerate(spec.dcs):
         for n in range(spec.nodes_per_dc):
-            address = str(ipaddress.IPv4Address(base + d * spec.nodes_per_dc + n))
-            out.append(NodeSpec(name=f"{dc}-{n + 1}", dc=dc, rack=f"rack{n + 1}", address=address))
+            i = d * spec.nodes_per_dc + n
+            address, broadcast = str(ipaddress.IPv4Address(base + i)), str(ipaddress.IPv4Address(bcast + i))
+            out.append(
+                NodeSpec(
+                    name=f"{dc}-{n + 1}", dc=dc, rack=f"rack{n + 1}", address=address, broadcast=broadcast
+                )
+            )
     return tuple(out)
 
 
@@ -159,7 +176,7 @@ def node_paths(spec: ClusterSpec, node: NodeSpec) -> NodePaths:
 def render_yaml(spec: ClusterSpec, node: NodeSpec, defaults: Mapping[str, Any]) -> dict[str, Any]:
     """cassandra.yaml for one node: the bundle's defaults (cassandra.json) with our overrides."""
     paths = node_paths(spec, node)
-    seeds = ",".join(n.address for n in nodes(spec))
+    seeds = ",".join(n.broadcast for n in nodes(spec))
     conf = dict(defaults)
     conf.update(
         {
@@ -173,6 +190,7 @@ def render_yaml(spec: ClusterSpec, node: NodeSpec, defaults: Mapping[str, Any]) 
                 }
             ],
             "listen_address": node.address,
+            "broadcast_address": node.broadcast,
             "rpc_address": node.address,
             "storage_port": spec.ports.storage,
             "ssl_storage_port": spec.ports.ssl_storage,
@@ -259,6 +277,7 @@ def spec_to_dict(spec: ClusterSpec) -> dict[str, Any]:
         "ports": vars(spec.ports).copy(),
         "cluster_name": spec.cluster_name,
         "heap_mb": spec.heap_mb,
+        "broadcast_base": spec.broadcast_base,
     }
 
 
@@ -272,4 +291,5 @@ def spec_from_dict(data: Mapping[str, Any]) -> ClusterSpec:
         ports=Ports(**data["ports"]),
         cluster_name=str(data["cluster_name"]),
         heap_mb=int(data["heap_mb"]),
+        broadcast_base=data.get("broadcast_base"),
     )

@@ -4,6 +4,7 @@ paging, --wait outcomes, watch reconnects, and gRPC failures into one error line
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import grpc
 import pytest
 from cellfed.v1 import common_pb2, compute_pb2
 from click.testing import CliRunner, Result
+from rich.console import Console
 
 from cellapi import cli_session, cli_wait
 from cellapi.cli import cli
@@ -135,6 +137,23 @@ def test_create_wait_follows_events_to_active(fake: FakeClient) -> None:
     assert result.exit_code == 0, result.output
     assert "waiting for" in result.stderr and "ACTIVE: built" in result.stderr
     assert "ACTIVE" in result.stdout
+
+
+def test_create_wait_on_a_terminal_shows_a_spinner_instead_of_lines(
+    fake: FakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=100)
+    monkeypatch.setattr(
+        cli_session, "console", lambda stderr: terminal if stderr else Console(file=io.StringIO())
+    )
+    fake.watches = [[event(common_pb2.BUILDING, 1, "current state"), event(common_pb2.ACTIVE, 2, "built")]]
+    result = cellctl(
+        "-o", "json", "create", "web-1", "--flavor", "m1.small", "--image", "debian-12", "--wait"
+    )
+    assert result.exit_code == 0, result.output
+    assert "waiting for" not in result.stderr and f"waiting for {IID} to be ACTIVE" in screen.getvalue()
+    assert json.loads(result.stdout)["status"] == "ACTIVE"
 
 
 def test_create_wait_error_exits_6_with_the_fault(fake: FakeClient) -> None:

@@ -1,0 +1,74 @@
+"""A WAN between the local Cassandra DCs: one proxy on each node's broadcast address (what its peers
+dial, see ClusterSpec.broadcast_base) forwarding to its listen address, delaying each link by half the
+RTT between the two nodes' regions. Connections arrive from 127.0.0.1 whoever makes them, so the proxy
+learns the caller from Cassandra's internode handshake, which carries the sender's broadcast address.
+`cut(dc)` partitions a DC: its links to every other DC drop and stay refused until `heal(dc)`, while
+each side keeps working on its own."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from localfed.cassandra.node_config import ClusterSpec, nodes
+from localfed.wan_proxy import DelayProxy, ProxyHost
+
+
+def handshake_sender(head: bytes) -> str | None:
+    """The sender's broadcast address in Cassandra's internode handshake: magic (4 bytes), header (4), then
+    after the peer's version reply: version (4), address length (1), IPv4 address (4). None until then."""
+    if len(head) < 17:
+        return None
+    if head[12] != 4:
+        return "?"  # not an IPv4 handshake (e.g. a streaming session): no DC, so no delay
+    return ".".join(str(b) for b in head[13:17])
+
+
+class CassandraWan:
+    def __init__(self, spec: ClusterSpec, rtt_ms: Mapping[tuple[str, str], float], host: ProxyHost) -> None:
+        self._spec, self._rtt, self._host = spec, dict(rtt_ms), host
+        self._dc_of = {n.broadcast: n.dc for n in nodes(spec)}
+        self._cut: set[str] = set()
+        self.enabled = False  # set-up (gossip, schema agreement) runs at loopback speed, see enable()
+        self._proxies: dict[str, DelayProxy] = {}  # node dc -> proxy in front of it (one node per DC)
+
+    def start(self) -> None:
+        """Must run before the nodes start: their seeds are the broadcast addresses."""
+        port = self._spec.ports.storage
+        for node in nodes(self._spec):
+
+            def one_way(source: str, dst: str = node.dc) -> float | None:
+                src = self._dc_of.get(source)
+                if src is None or src == dst or not self.enabled:
+                    return 0.0
+                if src in self._cut or dst in self._cut:
+                    return None
+                return self._rtt.get((src, dst), 0.0) / 2
+
+            proxy = self._host.add(
+                node.address,
+                port,
+                0.0,
+                listen=(node.broadcast, port),
+                identify=handshake_sender,
+                delay_for=one_way,
+            )
+            self._proxies[node.dc] = proxy
+
+    def enable(self) -> None:
+        """From now on every inter-DC link pays its RTT. Set-up ran without it (each DDL's schema
+        agreement would otherwise cost seconds of emulated WAN); open links are dropped so that Cassandra
+        reconnects through the delayed path."""
+        self.enabled = True
+        everyone = set(self._dc_of)
+        for proxy in self._proxies.values():
+            self._host.drop_from(proxy, everyone)
+
+    def cut(self, dc: str) -> None:
+        self._cut.add(dc)
+        cut_nodes = {a for a, d in self._dc_of.items() if d == dc}
+        others = {a for a, d in self._dc_of.items() if d != dc}
+        for node_dc, proxy in self._proxies.items():
+            self._host.drop_from(proxy, others if node_dc == dc else cut_nodes)
+
+    def heal(self, dc: str) -> None:
+        self._cut.discard(dc)
