@@ -18,6 +18,7 @@ from cell.host_reports import HostReports
 from cell.metrics import CellMetrics
 from cell.publisher import Publisher
 from cell.servicer import CellServicer
+from fedlib.errors import NotFound
 from fedrpc.server import RunningServer, start_server
 from replication.cell_records import CellRecords
 from replication.model import Cell, CellState
@@ -69,7 +70,14 @@ async def start_cell(
     )
     hub.attach(HostReports(controller))
     await controller.load()
-    servicer = CellServicer(controller)
+
+    async def publish_state(drained: bool) -> None:
+        state = CellState.DRAINED if drained else CellState.ENABLED
+        await store.directory.put_cell(
+            Cell(settings.cell_id, settings.site_id, settings.region, endpoint, state, wall_clock_ms())
+        )
+
+    servicer = CellServicer(controller, publish_state)
     server = await start_server(
         listen,
         [
@@ -79,11 +87,9 @@ async def start_cell(
         ["cellfed.v1.CellService", "cellfed.v1.AgentService"],
     )
     endpoint = advertise or f"{listen.rpartition(':')[0]}:{server.port}"
-    await store.directory.put_cell(
-        Cell(
-            settings.cell_id, settings.site_id, settings.region, endpoint, CellState.ENABLED, wall_clock_ms()
-        )
-    )
+    with contextlib.suppress(NotFound):  # a drain outlives a restart of the controller
+        controller.drained = (await store.directory.get_cell(settings.cell_id)).state is CellState.DRAINED
+    await publish_state(controller.drained)
     running = RunningCell(controller, publisher, server)
     c = controller
     running.tasks = [

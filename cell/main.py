@@ -43,6 +43,13 @@ def cell_cli() -> None:
     "--host-grace-s", default=3.0, show_default=True, help="Silence after which a host leaves placement."
 )
 @click.option("--build-timeout-s", default=120.0, show_default=True)
+@click.option(
+    "--consistency",
+    type=click.Choice(["local", "sync"]),
+    default="local",
+    show_default=True,
+    help="Global keyspace levels: local (LOCAL_*, the design) or sync (EACH_QUORUM/QUORUM baseline).",
+)
 def serve(**opts: object) -> None:
     """Runs one cell controller until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s cell: %(message)s")
@@ -63,6 +70,7 @@ def serve(**opts: object) -> None:
 
 
 async def _serve(settings: ControllerSettings, opts: dict[str, object]) -> None:
+    from replication.cql._base import SYNC
     from replication.cql.cell_records import CqlCellRecords
     from replication.cql.session import connect
     from replication.cql.store import CqlStore
@@ -70,6 +78,8 @@ async def _serve(settings: ControllerSettings, opts: dict[str, object]) -> None:
     points = [p.strip() for p in str(opts["contact_points"]).split(",") if p.strip()]
     session = await asyncio.to_thread(connect, points, str(opts["local_dc"]))
     store = CqlStore(session, keyspace=str(opts["global_keyspace"]), region=settings.region)
+    if opts["consistency"] == "sync":
+        store.use_levels(SYNC)
     records = CqlCellRecords(session, keyspace_for_cell(settings.cell_id))
     metrics = CellMetrics(settings.cell_id)
     metrics_port = serve_metrics(str(opts["metrics_listen"]), metrics.registry)

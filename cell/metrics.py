@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from fedrpc.build_info import register_build_info
+
 _BUILD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 _FAST_BUCKETS = (0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1)
 
 
 class CellMetrics:
-    def __init__(self, cell: str, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, cell: str, registry: CollectorRegistry | None = None, *, site: str = "") -> None:
         self.registry = registry or CollectorRegistry()
         self.cell = cell
         r = self.registry
+        register_build_info(r, "cell", site)
         self.build_seconds = Histogram(
             "cellfed_cell_build_duration_seconds",
             "Time from build request to ACTIVE or ERROR.",

@@ -4,7 +4,7 @@ reads exactly like a missing one."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from cellfed.v1 import cell_pb2, cell_pb2_grpc, common_pb2
@@ -23,8 +23,11 @@ _PAGE_MAX = 500
 
 
 class CellServicer(cell_pb2_grpc.CellServiceServicer):
-    def __init__(self, controller: CellController) -> None:
+    def __init__(
+        self, controller: CellController, on_drained: Callable[[bool], Awaitable[None]] | None = None
+    ) -> None:
         self._c = controller
+        self._on_drained = on_drained or _nothing
 
     def count_request(self, method: str, code: str) -> None:
         self._c.metrics.requests.labels(self._c.settings.cell_id, method, code).inc()
@@ -149,6 +152,8 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
         self, request: cell_pb2.SetCellDrainedRequest, context: grpc.aio.ServicerContext
     ) -> cell_pb2.CellStatus:
         self._c.drained = request.drained
+        # Routers learn it from the directory (their next refresh): they stop offering the cell.
+        await self._on_drained(request.drained)
         return self._status()
 
     def _status(self) -> cell_pb2.CellStatus:
@@ -180,3 +185,7 @@ def _health(drained: bool, hosts_up: int) -> common_pb2.Health.ValueType:
     if drained:
         return common_pb2.DRAINED
     return common_pb2.HEALTHY if hosts_up else common_pb2.DEGRADED
+
+
+async def _nothing(drained: bool) -> None:
+    del drained

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from fedrpc.build_info import register_build_info
+
 
 class AgentMetrics:
-    def __init__(self, host: str, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, host: str, registry: CollectorRegistry | None = None, *, site: str = "") -> None:
         self.registry = registry or CollectorRegistry()
         self.host = host
         r = self.registry
+        register_build_info(r, "agent", site)  # an agent knows its host, not its site: the scrape adds it
         self.libvirt_errors = Counter(
             "cellfed_agent_libvirt_errors_total",
             "libvirt calls that failed, by call.",

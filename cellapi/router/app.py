@@ -24,6 +24,7 @@ from cellapi.router.owners import Owners
 from cellapi.router.placement import Placement
 from cellapi.router.prober import Prober
 from cellapi.router.settings import RouterSettings
+from cellapi.router.status_http import StatusServer, start_status_server
 from fedlib.ids import parse_instance_id
 from fedrpc.server import RunningServer, start_server
 from replication.store import Store
@@ -43,12 +44,19 @@ class RunningRouter:
     server: RunningServer
     cells: CellClients
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    status: StatusServer | None = None  # the read-only status page, when asked for
 
     @property
     def port(self) -> int:
         return self.server.port
 
+    @property
+    def status_port(self) -> int | None:
+        return self.status.port if self.status else None
+
     async def stop(self) -> None:
+        if self.status is not None:
+            await self.status.stop()
         with contextlib.suppress(Exception):
             await self.directory.leave()  # peers stop seeing us at once, not after the TTL
         await self.server.stop(grace_s=1.0)
@@ -77,7 +85,9 @@ async def start_router(
     *,
     listen: str,
     metrics: RouterMetrics | None = None,
+    status_listen: str | None = None,
 ) -> RunningRouter:
+    """`status_listen` ("host:port"), when given, also serves the read-only status page there."""
     metrics = metrics or RouterMetrics(settings.site_id)
     directory = Directory(store, settings, wall_clock_ms)
     prober = Prober(directory, metrics, wall_clock_ms, settings.probe_timeout_s, settings.dial_address)
@@ -137,4 +147,10 @@ async def start_router(
         asyncio.create_task(_every(settings.refresh_s, directory.refresh, "directory refresh")),
         asyncio.create_task(_every(settings.probe_s, prober.probe_all, "probes")),
     ]
+    if status_listen:
+        try:
+            running.status = await start_status_server(status_listen, federation.snapshot_view, wall_clock_ms)
+        except Exception:  # e.g. the address is taken: leave nothing running behind
+            await running.stop()
+            raise
     return running

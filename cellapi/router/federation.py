@@ -43,6 +43,18 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
     async def ListSites(
         self, request: federation_pb2.ListSitesRequest, context: grpc.aio.ServicerContext
     ) -> federation_pb2.ListSitesResponse:
+        return self._sites()
+
+    async def snapshot_view(
+        self, metadata: tuple[tuple[str, str], ...] = ()
+    ) -> tuple[federation_pb2.ListSitesResponse, federation_pb2.RttMatrix]:
+        """What ListSites and GetRttMatrix would answer, for in-process readers (the status page). Peer
+        routers demand an admin token for their rows, so without `metadata` carrying one only this
+        router's own row is included (the others are not asked, rather than asked to refuse); with
+        one, each peer's row is fetched within the probe deadline, as GetRttMatrix does."""
+        return self._sites(), await self._rtt_matrix(metadata, local_only=not metadata)
+
+    def _sites(self) -> federation_pb2.ListSitesResponse:
         out = federation_pb2.ListSitesResponse(observed_from=self._settings.site_id)
         for site_id in sorted(self._directory.snapshot.sites):
             view = self._site_view(site_id)
@@ -159,6 +171,7 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
             )
         req = cell_pb2.SetCellDrainedRequest(drained=drained, reason=request.reason)
         await self._cells.call(cell, "SetCellDrained", req, self._settings.cell_timeout_s)
+        await self._directory.refresh()  # the cell published its new state: show it (and place by it) now
         return self._cell_view(cell_id)
 
     @unary()
@@ -177,12 +190,17 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
     async def GetRttMatrix(
         self, request: federation_pb2.GetRttMatrixRequest, context: grpc.aio.ServicerContext
     ) -> federation_pb2.RttMatrix:
+        metadata = tuple((k, v) for k, v in context.invocation_metadata() or () if k == "authorization")
+        return await self._rtt_matrix(metadata, local_only=request.local_only)
+
+    async def _rtt_matrix(
+        self, metadata: tuple[tuple[str, str], ...], *, local_only: bool
+    ) -> federation_pb2.RttMatrix:
         sites = sorted(self._directory.snapshot.sites)
         out = federation_pb2.RttMatrix(sites=sites)
         out.rows.append(self._own_row(sites))
-        if request.local_only:
+        if local_only:
             return out
-        metadata = tuple((k, v) for k, v in context.invocation_metadata() or () if k == "authorization")
         peers = [
             r for r in self._directory.snapshot.routers.values() if r.router_id != self._settings.router_id
         ]

@@ -12,6 +12,7 @@ import click
 
 from cellapi.router.metrics import RouterMetrics
 from cellapi.router.settings import RouterSettings
+from cellapi.router.status_http import parse_listen
 from fedlib.names import check_id
 from fedrpc.metrics_http import serve_metrics
 
@@ -35,6 +36,12 @@ def router_cli() -> None:
 )
 @click.option("--metrics-listen", default="127.0.0.1:0", show_default=True)
 @click.option(
+    "--status-listen",
+    default="",
+    metavar="HOST:PORT",
+    help="Serve the read-only status web page (no auth, no tenant data) here; empty: off.",
+)
+@click.option(
     "--cassandra", "contact_points", required=True, help="Comma-separated Cassandra contact points."
 )
 @click.option("--local-dc", required=True, help="The Cassandra DC of this site.")
@@ -51,11 +58,18 @@ def router_cli() -> None:
     metavar="ENDPOINT=VIA",
     help="Dial ENDPOINT through VIA (a tunnel, NAT or WAN-emulating proxy); repeatable.",
 )
+@click.option(
+    "--consistency",
+    type=click.Choice(["local", "sync"]),
+    default="local",
+    show_default=True,
+    help="Global keyspace levels: local (LOCAL_*, the design) or sync (EACH_QUORUM/QUORUM baseline).",
+)
 @click.option("--enrich-timeout-s", default=0.5, show_default=True, help="Per-cell deadline when listing.")
 def serve(
     router_id: str, site_id: str, region: str, lat: float, lon: float, listen: str, advertise: str,
-    metrics_listen: str, contact_points: str, local_dc: str, global_keyspace: str, keys_dir: Path,
-    dial: tuple[str, ...],
+    metrics_listen: str, status_listen: str, contact_points: str, local_dc: str, global_keyspace: str,
+    keys_dir: Path, dial: tuple[str, ...], consistency: str,
     enrich_timeout_s: float,
 ) -> None:  # fmt: skip
     """Runs one router until SIGTERM."""
@@ -65,12 +79,19 @@ def serve(
         check_id(router_id, "router-id")
     except Exception as exc:
         raise click.BadParameter(str(exc)) from None
+    if status_listen:
+        try:
+            parse_listen(status_listen)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--status-listen") from None
     settings = RouterSettings(
         router_id=router_id, site_id=site_id, region=region, lat=lat, lon=lon, advertise=advertise,
-        enrich_timeout_s=enrich_timeout_s, dial=MappingProxyType(_dial_map(dial)),
+        enrich_timeout_s=enrich_timeout_s, dial=MappingProxyType(_dial_map(dial)), consistency=consistency,
     )  # fmt: skip
     points = [p.strip() for p in contact_points.split(",") if p.strip()]
-    asyncio.run(_serve(settings, points, local_dc, global_keyspace, keys_dir, listen, metrics_listen))
+    asyncio.run(
+        _serve(settings, points, local_dc, global_keyspace, keys_dir, listen, metrics_listen, status_listen)
+    )
 
 
 def _dial_map(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -85,21 +106,30 @@ def _dial_map(pairs: tuple[str, ...]) -> dict[str, str]:
 
 async def _serve(
     settings: RouterSettings, points: list[str], local_dc: str, keyspace: str, keys_dir: Path, listen: str,
-    metrics_listen: str,
+    metrics_listen: str, status_listen: str,
 ) -> None:  # fmt: skip
     from cellapi.auth import KeyRing
     from cellapi.router.app import start_router
+    from replication.cql._base import SYNC
     from replication.cql.session import connect
     from replication.cql.store import CqlStore
 
     keyring = KeyRing(keys_dir)
     session = await asyncio.to_thread(connect, points, local_dc)
     store = CqlStore(session, keyspace=keyspace, region=settings.region)
+    if settings.consistency == "sync":
+        store.use_levels(SYNC)
     metrics = RouterMetrics(settings.site_id)
     metrics_port = serve_metrics(metrics_listen, metrics.registry)
-    running = await start_router(settings, store, keyring, listen=listen, metrics=metrics)
+    running = await start_router(
+        settings, store, keyring, listen=listen, metrics=metrics, status_listen=status_listen or None
+    )
     log.info("router %s ready on port %d", settings.router_id, running.port)
-    print(f"READY router={settings.router_id} port={running.port} metrics={metrics_port}", flush=True)
+    status = "off" if running.status_port is None else running.status_port
+    print(
+        f"READY router={settings.router_id} port={running.port} metrics={metrics_port} status={status}",
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from fedrpc.build_info import register_build_info
+
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -13,6 +15,7 @@ class RouterMetrics:
         self.registry = registry or CollectorRegistry()
         self.site = site
         r = self.registry
+        register_build_info(r, "router", site)
         self.requests = Counter(
             "cellfed_router_requests_total",
             "Public API requests by method and status code.",

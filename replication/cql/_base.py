@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fedlib.errors import ConfigError
@@ -13,6 +14,19 @@ from replication.cql.session import CqlResult, CqlSession
 READ = "LOCAL_QUORUM"
 WRITE = "LOCAL_QUORUM"
 SERIAL = "LOCAL_SERIAL"
+
+
+@dataclass(frozen=True)
+class Levels:
+    read: str
+    write: str
+    serial: str
+
+
+LOCAL = Levels(READ, WRITE, SERIAL)
+# The Galera-style baseline the locality benchmark compares against (`cellfed up --mode sync`): every
+# global write waits for a quorum in EVERY DC, reads and claims need a global quorum. Never the default.
+SYNC = Levels("QUORUM", "EACH_QUORUM", "SERIAL")
 # Directory-like tables live in one partition per table (see replication.schema); bucket 0 for now.
 BUCKET = 0
 _PAGE_ROWS = 1000
@@ -39,6 +53,7 @@ class CqlTable:
     def __init__(self, session: CqlSession, keyspace: str) -> None:
         self.session = session
         self.ks = check_keyspace(keyspace)
+        self.levels = LOCAL
 
     async def run(
         self,
@@ -46,7 +61,7 @@ class CqlTable:
         params: Sequence[Any],
         *,
         idempotent: bool = True,
-        consistency: str = WRITE,
+        consistency: str | None = None,
         serial: str | None = None,
         fetch_size: int | None = None,
         paging_state: bytes | None = None,
@@ -55,7 +70,7 @@ class CqlTable:
         return await self.session.execute(
             prepared,
             params,
-            consistency=consistency,
+            consistency=consistency or self.levels.write,
             serial_consistency=serial,
             idempotent=idempotent,
             fetch_size=fetch_size,
@@ -67,12 +82,14 @@ class CqlTable:
         rows: list[dict[str, Any]] = []
         state: bytes | None = None
         while True:
-            result = await self.run(cql, params, consistency=READ, fetch_size=_PAGE_ROWS, paging_state=state)
+            result = await self.run(
+                cql, params, consistency=self.levels.read, fetch_size=_PAGE_ROWS, paging_state=state
+            )
             rows.extend(result.rows)
             state = result.paging_state
             if state is None:
                 return rows
 
     async def read_one(self, cql: str, params: Sequence[Any]) -> dict[str, Any] | None:
-        result = await self.run(cql, params, consistency=READ)
+        result = await self.run(cql, params, consistency=self.levels.read)
         return result.rows[0] if result.rows else None

@@ -14,7 +14,7 @@ from typing import Any
 from fedlib.errors import DeadlineExceeded
 from fedlib.names import check_id, check_tenant
 from replication import claims
-from replication.cql._base import SERIAL, WRITE, CqlTable
+from replication.cql._base import CqlTable
 from replication.cql.session import CqlSession
 from replication.model import ClaimOutcome, IdempotencyRecord
 
@@ -39,8 +39,8 @@ class CqlIdempotency(CqlTable):
                 f"INSERT INTO {self.ks}.idempotency ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
                 "IF NOT EXISTS USING TTL ?",
                 (r.tenant, r.request_id, r.region, r.instance_id, r.fingerprint, r.created_at_ms, ttl_s),
-                consistency=WRITE,
-                serial=SERIAL,
+                consistency=self.levels.write,
+                serial=self.levels.serial,
                 idempotent=True,  # a re-run finds our own record, which answer_existing counts as won
             )
         except DeadlineExceeded as exc:

@@ -14,7 +14,7 @@ from typing import Any
 from cassandra.query import BatchStatement, BatchType
 
 from replication import paging
-from replication.cql._base import READ, WRITE, CqlTable, ts_us
+from replication.cql._base import CqlTable, ts_us
 from replication.cql.session import CqlSession
 from replication.model import ListingEntry, ListPage, check_ms
 
@@ -31,7 +31,9 @@ class CqlListing(CqlTable):
 
     def with_scan_budget(self, scan_budget: int) -> CqlListing:
         """The same rows, read with another scan budget per page."""
-        return CqlListing(self.session, self.ks, self._token_key, scan_budget)
+        listing = CqlListing(self.session, self.ks, self._token_key, scan_budget)
+        listing.levels = self.levels
+        return listing
 
     async def put(self, entry: ListingEntry, *, previous_name: str | None = None) -> None:
         e, shard, ts = entry, paging.shard_of(entry.instance_id), ts_us(entry.updated_at_ms)
@@ -85,7 +87,7 @@ class CqlListing(CqlTable):
         result = await self.run(
             f"SELECT {_COLUMNS} FROM {self.ks}.{table} WHERE {where}{order} LIMIT ?",
             (*params, limit),
-            consistency=READ,
+            consistency=self.levels.read,
             fetch_size=limit + 1,
         )
         return [_entry(row) for row in result.rows]
@@ -103,7 +105,7 @@ class CqlListing(CqlTable):
         batch = BatchStatement(batch_type=BatchType.LOGGED)
         for cql, params in statements:
             batch.add(await self.session.prepare(cql), params)
-        await self.session.execute(batch, consistency=WRITE, idempotent=True)
+        await self.session.execute(batch, consistency=self.levels.write, idempotent=True)
 
 
 def _entry(r: dict[str, Any]) -> ListingEntry:

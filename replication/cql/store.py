@@ -14,7 +14,7 @@ from typing import Any
 from fedlib.errors import NotFound
 from fedlib.ids import parse_instance_id
 from fedlib.names import check_id
-from replication.cql._base import BUCKET, CqlTable, ts_us
+from replication.cql._base import BUCKET, CqlTable, Levels, ts_us
 from replication.cql.idempotency import CqlIdempotency
 from replication.cql.listing import CqlListing
 from replication.cql.session import CqlSession
@@ -229,6 +229,19 @@ class CqlStore:
         self.idempotency = CqlIdempotency(
             session, idempotency_keyspace or keyspace, region or session.local_dc
         )
+
+    def use_levels(self, levels: Levels) -> CqlStore:
+        """Switch every aggregate to other consistency levels (only the sync baseline does)."""
+        for table in (
+            self.directory,
+            self.routers,
+            self.capacity,
+            self.index,
+            self.listing,
+            self.idempotency,
+        ):
+            table.levels = levels
+        return self
 
 
 def _site(r: dict[str, Any]) -> Site:

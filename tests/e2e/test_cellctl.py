@@ -157,11 +157,6 @@ async def test_drain_turns_creates_away_until_undrained(fed: Federation) -> None
         await cellctl(fed, "delete", field(out.stdout, "id"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the drain lives only in the cell's memory (cell SetCellDrained); the router's directory, which "
-    "DrainCell's reply, ListSites and ExplainPlacement read, never sees it",
-)
 async def test_a_drained_cell_shows_as_drained_in_the_operator_views(fed: Federation) -> None:
     try:
         drained = await cellctl(fed, "drain", "sin1-c1", "--site", "sin1", token="admin")

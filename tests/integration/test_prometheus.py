@@ -136,6 +136,11 @@ async def test_build_info_one_series_per_site(prometheus: PrometheusProcess) -> 
     }
 
 
+async def test_created_series_are_not_stored(prometheus: PrometheusProcess) -> None:
+    await until(prometheus, "cellfed_router_requests_total", lambda r: len(r) > 0)
+    assert await asyncio.to_thread(prometheus.query, '{__name__=~"cellfed_.+_created"}') == []
+
+
 async def test_request_rate_rule_per_site(prometheus: PrometheusProcess, traffic: None) -> None:
     query = f"site:cellfed_router_requests:rate{W}"
     # Each round (a sleep of 0.5s and a few WAN round trips) makes four requests per router: once the
@@ -169,7 +174,18 @@ async def test_forward_latency_p99_follows_the_wan(
         # A call takes at least the RTT; a histogram quantile lands no lower than its bucket's lower
         # bound, at worst 2.5x below (the bucket ratio).
         assert rtt_s / 2.5 <= seconds < 5, (a, b, rtt_s, seconds)
-        assert seconds > p99[(a, a)], f"{a}->{b} is no slower than {a}'s own cell: {p99}"
+    assert all(p99[(s.site, s.site)] < 5 for s in SITES), p99
+    # The tail of a few dozen calls may be one slow local call; the median follows the WAN.
+    median = {
+        (s.labels["site"], s.labels["target_site"]): s.value
+        for s in await asyncio.to_thread(
+            prometheus.query,
+            "histogram_quantile(0.5, sum by (site, target_site, le) "
+            f"(rate(cellfed_router_forward_duration_seconds_bucket[{W}])))",
+        )
+    }
+    for a, b in pairs - {(s.site, s.site) for s in SITES}:
+        assert median[(a, b)] > median[(a, a)], f"{a}->{b} is no slower than {a}'s own cell: {median}"
 
 
 async def test_capacity_and_hosts_per_site(prometheus: PrometheusProcess, traffic: None) -> None:

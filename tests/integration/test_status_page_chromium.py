@@ -230,6 +230,11 @@ def chromium() -> str:
 
 async def run_chromium(url: str, profile: Path, *args: str) -> str:
     proc = await asyncio.create_subprocess_exec(
+        # At the lowest CPU priority: Chromium's start would otherwise delay the federation's health
+        # probes on this small machine, and the page would truthfully show healthy sites as DEGRADED.
+        "nice",
+        "-n",
+        "19",
         chromium(),
         "--headless",
         "--no-sandbox",
@@ -294,17 +299,10 @@ async def test_chromium_shows_a_dead_cell_as_unwell_and_the_others_healthy(
 ) -> None:
     port = observer.status_port
     assert port is not None
-    chromium()
+    await run_chromium("about:blank", tmp_path / "profile", "--dump-dom")  # a warm profile starts faster
     await wait_page(port, lambda p: set(p.health.values()) == {"HEALTHY"} and len(p.health) == 3, "healthy")
     fed.kill("cell:sin1")
     await wait_page(port, lambda p: p.health.get("sin1") in UNWELL, "sin1 unwell")
-    admin = fed.client("par1", "admin")
-    for _ in range(20):  # DEBUG
-        recs = observer.prober.table.records
-        mine = {k: (round(v.rtt_ewma_ms or -1, 1), round(v.rtt_baseline_ms or -1, 1)) for k, v in recs.items()}
-        theirs = {x.site: common_pb2.Health.Name(x.health) for x in (await admin.sites()).sites}
-        print("DEBUG", mine, theirs, flush=True)
-        await asyncio.sleep(1.5)
     url = f"http://127.0.0.1:{port}/"
     shot, seen = tmp_path / "status-page.png", []
     deadline = time.monotonic() + 90
@@ -314,7 +312,7 @@ async def test_chromium_shows_a_dead_cell_as_unwell_and_the_others_healthy(
         seen.append(dom.badge)
         if dom.badge.get("par1") == dom.badge.get("nyc1") == "HEALTHY" or time.monotonic() > deadline:
             break
-        await asyncio.sleep(2)
+        await asyncio.sleep(3)
     print(f"\nsite health in Chromium's DOM, per load: {seen}")
     assert set(dom.health) == {"par1", "nyc1", "sin1"}, dom.health
     assert dom.badge["sin1"] in UNWELL and dom.health["sin1"] == dom.badge["sin1"], seen
