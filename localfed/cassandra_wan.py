@@ -7,9 +7,13 @@ each side keeps working on its own."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import ipaddress
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from localfed.cassandra.node_config import ClusterSpec, nodes
+from localfed.sites import SiteSpec
 from localfed.wan_proxy import DelayProxy, ProxyHost
 
 
@@ -72,3 +76,38 @@ class CassandraWan:
 
     def heal(self, dc: str) -> None:
         self._cut.discard(dc)
+
+
+async def start_wan_cluster(
+    root: Path,
+    sites: Sequence[SiteSpec],
+    rtt: Mapping[tuple[str, str], float],
+    host: ProxyHost,
+    address_base: str,
+) -> tuple[CassandraWan, list[str]]:
+    """One Cassandra node per region behind the WAN fabric (off until `enable()`); its contact points."""
+    from localfed.cassandra import cluster
+
+    spec = ClusterSpec(
+        dcs=tuple(s.region for s in sites),
+        nodes_per_dc=1,
+        address_base=address_base,
+        directory=root / "cassandra",
+        broadcast_base=str(ipaddress.IPv4Address(address_base) + (1 << 16)),  # 127.0.x.y -> 127.1.x.y
+    )
+    region_of = {s.site: s.region for s in sites}
+    wan = CassandraWan(spec, {(region_of[a], region_of[b]): ms for (a, b), ms in rtt.items()}, host)
+    wan.start()
+    await cluster.up(spec, apply_schema=False)
+    return wan, [n.address for n in cluster.load(spec.directory).nodes]
+
+
+async def wait_links(points: list[str], dcs: Sequence[str], deadline_s: float = 60.0) -> None:
+    """After `enable()` dropped every inter-DC link: returns once a CL.ALL write crosses them again."""
+    from replication.cql.session import connect, probe_write_all
+
+    session = await asyncio.to_thread(connect, points, dcs[0])
+    try:
+        await probe_write_all(session, replication=dict.fromkeys(dcs, 1), deadline_s=deadline_s)
+    finally:
+        await session.aclose()

@@ -32,12 +32,16 @@ class LocalFederation:
     rtt: dict[tuple[str, str], float]
     keyspace: str = "cellfed_global"
     libvirt_uri: str = "test:///default"
+    # p2p: the design, a router per site. central: one router at the first site takes every client's
+    # requests (Nova cells v2's shape). sync: p2p, but the global keyspace at EACH_QUORUM/QUORUM (Galera's).
+    mode: str = "p2p"
     host_grace_s: float = 2.0
     cell_ports: dict[str, int] = field(default_factory=dict)
     router_ports: dict[str, int] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     proxies: dict[tuple[str, str], DelayProxy] = field(default_factory=dict)
+    client_proxies: dict[str, DelayProxy] = field(default_factory=dict)
     proxy_host: ProxyHost = field(default_factory=ProxyHost)
     tokens: dict[str, str] = field(default_factory=dict)
 
@@ -49,20 +53,21 @@ class LocalFederation:
             root, sites, contact_points, rtt_matrix(sites, scale), keyspace=f"fed_{uuid.uuid4().hex[:8]}"
         )
 
-    async def start(self, progress: Progress = lambda _: None) -> None:
+    async def start(self, progress: Progress = lambda _: None, *, apply_schema: bool = True) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        progress("applying the schema")
-        await self._schema()
+        if apply_schema:
+            progress("applying the schema")
+            await self.apply_schema()
         self._tokens()
         for s in self.sites:
             progress(f"starting the cell of {s.city} ({s.cell}) and {s.hosts} compute agents")
             self._start_cell(s)
-        for s in self.sites:
+        for s in self.router_sites():
             progress(f"starting the router of {s.city}")
             await self._start_router(s)
         self.write_state()
 
-    async def _schema(self) -> None:
+    async def apply_schema(self) -> None:
         from replication.cql.migrate import apply_schema, read_topology
         from replication.cql.session import connect
 
@@ -118,6 +123,8 @@ class LocalFederation:
                 self.keyspace,
                 "--host-grace-s",
                 str(self.host_grace_s),
+                "--consistency",
+                self._consistency,
             ],
             self.root / "logs" / f"{s.cell}.log",
         )
@@ -187,6 +194,8 @@ class LocalFederation:
                 self.keyspace,
                 "--keys-dir",
                 str(self.root / "keys"),
+                "--consistency",
+                self._consistency,
                 *dial,
             ],
             self.root / "logs" / f"{s.site}-router.log",
@@ -198,8 +207,29 @@ class LocalFederation:
             int(ready["metrics"]),
         )
 
+    @property
+    def _consistency(self) -> str:
+        return "sync" if self.mode == "sync" else "local"
+
+    def router_sites(self) -> tuple[SiteSpec, ...]:
+        return self.sites[:1] if self.mode == "central" else self.sites
+
     def router(self, site: str) -> str:
         return f"127.0.0.1:{self.router_ports[site]}"
+
+    def client_endpoint(self, site: str) -> str:
+        """Where a client placed at `site` sends its requests: its own router, or in central mode the one
+        central router across the emulated WAN."""
+        if site in self.router_ports:
+            return self.router(site)
+        central = self.sites[0].site
+        proxy = self.client_proxies.get(site)
+        if proxy is None:
+            proxy = self.proxy_host.add(
+                "127.0.0.1", self.router_ports[central], self.rtt[(site, central)] / 2
+            )
+            self.client_proxies[site] = proxy
+        return proxy.address
 
     def kill(self, what: str) -> None:
         """SIGKILL one component: 'cell:sin1', 'router:par1', 'agent:nyc1-h1'."""

@@ -36,6 +36,10 @@ CONFIG_FILE = "prometheus.yml"
 RULES_FILE = "cellfed-rules.yml"
 READY_TIMEOUT_S = 30.0
 
+# prometheus-client's <counter>_created series (a start time per series): unused, and half the series of
+# every counter and histogram. k8s/monitoring/prometheus-region.yml drops them the same way.
+DROP_CREATED = {"source_labels": ["__name__"], "regex": "cellfed_.+_created", "action": "drop"}
+
 
 @dataclass(frozen=True)
 class Target:
@@ -77,11 +81,6 @@ def scrape_config(
     }
 
 
-# prometheus-client's <counter>_created series (a start time per series): unused, and half the series of
-# every counter and histogram. k8s/monitoring/prometheus-region.yml drops them the same way.
-DROP_CREATED = {"source_labels": ["__name__"], "regex": "cellfed_.+_created", "action": "drop"}
-
-
 def recording_rules(window: str = LOCAL_WINDOW) -> dict[str, Any]:
     """The cellfed recording rules; `window` is the rate window (30s locally, 5m in k8s/monitoring).
 
@@ -108,7 +107,7 @@ def recording_rules(window: str = LOCAL_WINDOW) -> dict[str, Any]:
             'max by (site, peer) (cellfed_router_probe_rtt_seconds{peer=~"cell/.+"})',
         ),
     ]
-    for resource, metric in _CAPACITY:
+    for _, metric in _CAPACITY:
         rules.append((f"site_state:{metric}:sum", f"sum by (site, state) ({metric})"))
     rules.append(("site_resource:cellfed_cell_capacity_free:ratio", _free_ratio()))
     rules += [
@@ -146,10 +145,6 @@ def _free_ratio() -> str:
         for resource, metric in _CAPACITY
     ]
     return " or ".join(parts)
-
-
-def recording_rule_names(window: str = LOCAL_WINDOW) -> list[str]:
-    return [r["record"] for g in recording_rules(window)["groups"] for r in g["rules"]]
 
 
 def targets_of(fed: LocalFederation) -> list[Target]:
@@ -234,7 +229,9 @@ def write_config(directory: Path, targets: Sequence[Target], interval_s: float =
     rules.write_text(yaml.safe_dump(recording_rules(), sort_keys=False, width=1000))
     config = directory / CONFIG_FILE
     config.write_text(
-        yaml.safe_dump(scrape_config(targets, interval_s=interval_s, rule_files=[str(rules)]), sort_keys=False)
+        yaml.safe_dump(
+            scrape_config(targets, interval_s=interval_s, rule_files=[str(rules)]), sort_keys=False
+        )
     )
     return config
 
@@ -280,11 +277,12 @@ def _wait_ready(p: PrometheusProcess, timeout_s: float = READY_TIMEOUT_S) -> Non
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if p.proc.poll() is not None:
-            raise PrometheusError(f"prometheus exited with code {p.proc.returncode}: {_log_tail(p.directory)}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{p.url}/-/ready", timeout=1.0) as resp:
-                if resp.status == 200:
-                    return
+            raise PrometheusError(
+                f"prometheus exited with code {p.proc.returncode}: {_log_tail(p.directory)}"
+            )
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{p.url}/-/ready", timeout=1.0) as resp:
+            if resp.status == 200:
+                return
         time.sleep(0.1)
     raise PrometheusError(f"prometheus was not ready within {timeout_s:.0f}s: {_log_tail(p.directory)}")
 

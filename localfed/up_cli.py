@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import os
 import signal
@@ -22,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fedlib.errors import CellfedError, NotFound
-from localfed.cassandra_wan import CassandraWan
+from localfed.cassandra_wan import start_wan_cluster, wait_links
 from localfed.launcher import STATE_FILE, LocalFederation
 from localfed.paths import state_dir
 from localfed.sites import default_sites, rtt_matrix
@@ -65,6 +64,13 @@ def _alive(pid: int) -> bool:
 )
 @click.option("--workload/--no-workload", default=True, show_default=True)
 @click.option(
+    "--mode",
+    type=click.Choice(["p2p", "central", "sync"]),
+    default="p2p",
+    show_default=True,
+    help="p2p: a router per site (the design); central: one top router; sync: EACH_QUORUM/QUORUM.",
+)
+@click.option(
     "--cassandra-address-base",
     default="127.0.0.11",
     show_default=True,
@@ -79,6 +85,7 @@ def up(
     rtt_scale: float,
     per_site: int,
     workload: bool,
+    mode: str,
     cassandra_address_base: str,
     keep: bool,
     directory: Path | None,
@@ -91,7 +98,7 @@ def up(
         _preflight(root)
     except CellfedError as exc:
         raise click.ClickException(exc.message) from None
-    fed = LocalFederation(root, sites, [], rtt)
+    fed = LocalFederation(root, sites, [], rtt, mode=mode)
     # `cellfed down` must find a federation that is still starting, and its SIGTERM must clean up as
     # Ctrl-C does (the default handler would kill this process and orphan every child).
     root.mkdir(parents=True, exist_ok=True)
@@ -143,27 +150,15 @@ def _cassandra_down(root: Path) -> None:
 async def _up(
     console: Console, fed: LocalFederation, workload: bool, per_site: int, keep: bool, address_base: str
 ) -> None:
-    from localfed.cassandra import cluster
-    from localfed.cassandra.node_config import ClusterSpec
-
     started = time.monotonic()
-    spec = ClusterSpec(
-        dcs=tuple(s.region for s in fed.sites),
-        nodes_per_dc=1,
-        address_base=address_base,
-        directory=fed.root / "cassandra",
-        broadcast_base=str(ipaddress.IPv4Address(address_base) + (1 << 16)),  # 127.0.x.y -> 127.1.x.y
-    )
-    region_of = {s.site: s.region for s in fed.sites}
-    dc_rtt = {(region_of[a], region_of[b]): ms for (a, b), ms in fed.rtt.items()}
-    wan = CassandraWan(spec, dc_rtt, fed.proxy_host)
-    wan.start()
     with console.status("starting Cassandra: one DC per region ...") as status:
-        await cluster.up(spec, apply_schema=False)
-        fed.contact_points = [n.address for n in cluster.load(spec.directory).nodes]
+        wan, fed.contact_points = await start_wan_cluster(
+            fed.root, fed.sites, fed.rtt, fed.proxy_host, address_base
+        )
         await fed.start(lambda text: status.update(text + " ..."))
         status.update("turning on the emulated WAN between Cassandra DCs ...")
         wan.enable()
+        await wait_links(fed.contact_points, [s.region for s in fed.sites])
         status.update("waiting until every router sees every cell ...")
         from localfed.view import print_sites, wait_ready
 

@@ -14,15 +14,19 @@ from localfed.launcher import LocalFederation
 
 
 async def wait_ready(fed: LocalFederation, timeout_s: float = 90) -> None:
-    """Every router sees every cell healthy with hosts up."""
+    """Every router sees every cell taking work (HEALTHY, or DEGRADED: slow but placeable) with hosts up."""
     deadline = time.monotonic() + timeout_s
-    for s in fed.sites:
+    for s in fed.router_sites():
         admin = Client([fed.router(s.site)], fed.tokens["admin"])
         try:
             while True:
                 view = await admin.sites()
                 cells = [c for site in view.sites for c in site.cells]
-                ok = [c for c in cells if c.capacity.hosts_up > 0 and c.health == common_pb2.HEALTHY]
+                ok = [
+                    c
+                    for c in cells
+                    if c.capacity.hosts_up > 0 and c.health in (common_pb2.HEALTHY, common_pb2.DEGRADED)
+                ]
                 if len(ok) == len(fed.sites):
                     break
                 if time.monotonic() > deadline:

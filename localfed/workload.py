@@ -30,7 +30,7 @@ class Sample:
 
 
 async def run_workload(fed: LocalFederation, per_site: int = 5) -> list[Sample]:
-    clients = {s.site: Client([fed.router(s.site)], fed.tokens["acme"]) for s in fed.sites}
+    clients = {s.site: Client([fed.client_endpoint(s.site)], fed.tokens["acme"]) for s in fed.sites}
     samples: list[Sample] = []
     try:
         owned = {site: await _creates(site, c, per_site, samples) for site, c in clients.items()}

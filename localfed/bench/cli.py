@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from localfed.bench.cell import cell
+from localfed.bench.locality import locality
 from localfed.bench.router import router
 from localfed.bench.store import store
 
@@ -16,4 +17,5 @@ def bench() -> None:
 
 bench.add_command(store)
 bench.add_command(cell)
+bench.add_command(locality)
 bench.add_command(router)

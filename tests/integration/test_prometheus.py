@@ -58,8 +58,9 @@ def prometheus(fed: Federation, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="module")
 async def traffic(fed: Federation, prometheus: PrometheusProcess) -> AsyncIterator[None]:
-    """One instance per site, then, until the module ends, every router gets every instance (local and
-    forwarded calls) and one that does not exist (NOT_FOUND: the error ratio is neither 0 nor 1)."""
+    """One instance per site, then, until the module ends, every router gets every instance twice (local
+    and forwarded calls) and, in every cell, one that does not exist: NOT_FOUND, so the error ratio is
+    1/3, and every router forwards to every site wherever placement put the instances."""
     clients = {s.site: fed.client(s.site) for s in SITES}
     created = [await clients[s.site].create(create_request(f"prom-{s.site}")) for s in SITES]
 
@@ -67,10 +68,11 @@ async def traffic(fed: Federation, prometheus: PrometheusProcess) -> AsyncIterat
         while True:
             for site in SITES:
                 client = clients[site.site]
-                for inst in created:
+                for inst in created * 2:
                     await client.get(inst.instance_id)
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    await client.get(f"{site.cell}.00000000000000000000000000")
+                for other in SITES:
+                    with contextlib.suppress(grpc.aio.AioRpcError):
+                        await client.get(f"{other.cell}.00000000000000000000000000")
             await asyncio.sleep(0.5)
 
     task = asyncio.create_task(loop())
@@ -113,9 +115,7 @@ async def test_every_target_is_up_with_its_site_and_region(
     fed: Federation, prometheus: PrometheusProcess
 ) -> None:
     targets = targets_of(fed)
-    result = await until(
-        prometheus, "up", lambda r: len(r) == len(targets) and all(s.value == 1 for s in r)
-    )
+    result = await until(prometheus, "up", lambda r: len(r) == len(targets) and all(s.value == 1 for s in r))
     seen = {(s.labels["job"], s.labels["site"], s.labels["region"], s.labels["instance"]) for s in result}
     assert seen == {(t.job, t.site, t.region, t.address) for t in targets}
     regions = {s.site: s.region for s in SITES}
@@ -128,9 +128,7 @@ async def test_build_info_one_series_per_site(prometheus: PrometheusProcess) -> 
     assert by_site(result) == {s.site: 2 + s.hosts for s in SITES}
     versions = await asyncio.to_thread(prometheus.query, "count by (version) (cellfed_build_info)")
     assert [s.labels["version"] for s in versions] == [cellfed_version()]
-    components = await asyncio.to_thread(
-        prometheus.query, "count by (site, component) (cellfed_build_info)"
-    )
+    components = await asyncio.to_thread(prometheus.query, "count by (site, component) (cellfed_build_info)")
     assert {(s.labels["site"], s.labels["component"]) for s in components} == {
         (s.site, c) for s in SITES for c in ("router", "cell", "agent")
     }
@@ -143,7 +141,7 @@ async def test_created_series_are_not_stored(prometheus: PrometheusProcess) -> N
 
 async def test_request_rate_rule_per_site(prometheus: PrometheusProcess, traffic: None) -> None:
     query = f"site:cellfed_router_requests:rate{W}"
-    # Each round (a sleep of 0.5s and a few WAN round trips) makes four requests per router: once the
+    # Each round (a sleep of 0.5s and a few WAN round trips) makes nine requests per router: once the
     # 30s window is full of traffic, well above 0.5/s and well below 1000/s.
     result = await until(prometheus, query, lambda r: one_per_site(r) and all(s.value > 0.5 for s in r))
     assert all(v < 1000 for v in by_site(result).values()), result
@@ -151,9 +149,8 @@ async def test_request_rate_rule_per_site(prometheus: PrometheusProcess, traffic
 
 async def test_error_ratio_rule_per_site(prometheus: PrometheusProcess, traffic: None) -> None:
     query = f"site:cellfed_router_request_errors:ratio_rate{W}"
-    result = await until(prometheus, query, lambda r: one_per_site(r) and all(0 < s.value for s in r))
-    # One miss in every four gets (plus the readiness checks' OK calls).
-    assert all(0.1 < v < 0.5 for v in by_site(result).values()), result
+    # One miss in every three gets, once the window holds nothing but this traffic.
+    await until(prometheus, query, lambda r: one_per_site(r) and all(0.25 < s.value < 0.4 for s in r))
 
 
 async def test_forward_latency_p99_follows_the_wan(
@@ -233,6 +230,11 @@ async def test_promtool_accepts_the_generated_config_and_rules(
 ) -> None:
     rules = tmp_path / "rules.yml"
     rules.write_text(yaml.safe_dump(recording_rules(), sort_keys=False))
-    for args in (["check", "rules", str(rules)], ["check", "config", str(prometheus.directory / CONFIG_FILE)]):
-        out = subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=30)
+    for args in (
+        ["check", "rules", str(rules)],
+        ["check", "config", str(prometheus.directory / CONFIG_FILE)],
+    ):
+        out = await asyncio.to_thread(
+            subprocess.run, [PROMTOOL, *args], capture_output=True, text=True, timeout=30
+        )
         assert out.returncode == 0, out.stdout + out.stderr

@@ -66,7 +66,11 @@ def capacity(vcpus: int, vfree: int, mem: int, mfree: int, instances: int = 0) -
 
 
 def site(
-    name: str, health: int, cap: common_pb2.Capacity | None = None, age_ms: int = 1_500, router: bool = True
+    name: str,
+    health: common_pb2.Health.ValueType,
+    cap: common_pb2.Capacity | None = None,
+    age_ms: int = 1_500,
+    router: bool = True,
 ) -> federation_pb2.SiteView:
     view = federation_pb2.SiteView(name=f"sites/{name}", site=name, region="eu-west", health=health)
     view.data_age.FromMilliseconds(age_ms)
@@ -215,7 +219,7 @@ def test_rtt_heatmap_unknown_values_and_missing_rows() -> None:
     assert [v for _, v in cells["par1"]] == ["38", "0.6", "?"]
     assert cells["par1"][2][0] == "#e0e0e0"  # unknown: grey
     assert [v for _, v in cells["sin1"]] == ["?", "?", "?"] and "no answer" in table
-    assert '<th class="from self">par1</th>' in table
+    assert '<th class="from self">par1</th>' in table and "this router, live" in table
     assert "cellctl rtt" in table  # says why the other rows are missing
 
 
