@@ -58,7 +58,7 @@ async def start_cell(
     advertise: str | None = None,
     metrics: CellMetrics | None = None,
 ) -> RunningCell:
-    metrics = metrics or CellMetrics(settings.cell_id)
+    metrics = metrics or CellMetrics(settings.cell_id, site=settings.site_id)
     publisher = Publisher(
         cell_id=settings.cell_id, site_id=settings.site_id, index=store.index, listing=store.listing,
         capacity=store.capacity,

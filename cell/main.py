@@ -81,7 +81,7 @@ async def _serve(settings: ControllerSettings, opts: dict[str, object]) -> None:
     if opts["consistency"] == "sync":
         store.use_levels(SYNC)
     records = CqlCellRecords(session, keyspace_for_cell(settings.cell_id))
-    metrics = CellMetrics(settings.cell_id)
+    metrics = CellMetrics(settings.cell_id, site=settings.site_id)
     metrics_port = serve_metrics(str(opts["metrics_listen"]), metrics.registry)
     running = await start_cell(
         settings, records, store, listen=str(opts["listen"]), advertise=opts["advertise"] or None,  # type: ignore[arg-type]

@@ -76,6 +76,7 @@ def _alive(pid: int) -> bool:
     show_default=True,
     help="First Cassandra node's loopback address (one per region follows).",
 )
+@click.option("--prometheus", is_flag=True, help="Also run a Prometheus that scrapes every component.")
 @click.option(
     "--keep", is_flag=True, help="Stay up (foreground) for exploration until Ctrl-C or `cellfed down`."
 )
@@ -87,6 +88,7 @@ def up(
     workload: bool,
     mode: str,
     cassandra_address_base: str,
+    prometheus: bool,
     keep: bool,
     directory: Path | None,
 ) -> None:
@@ -105,7 +107,7 @@ def up(
     fed.write_state()
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        asyncio.run(_up(console, fed, workload, per_site, keep, cassandra_address_base))
+        asyncio.run(_up(console, fed, workload, per_site, keep, cassandra_address_base, prometheus))
     except CellfedError as exc:
         raise click.ClickException(exc.message) from None
     except KeyboardInterrupt:
@@ -148,7 +150,13 @@ def _cassandra_down(root: Path) -> None:
 
 
 async def _up(
-    console: Console, fed: LocalFederation, workload: bool, per_site: int, keep: bool, address_base: str
+    console: Console,
+    fed: LocalFederation,
+    workload: bool,
+    per_site: int,
+    keep: bool,
+    address_base: str,
+    prometheus: bool,
 ) -> None:
     started = time.monotonic()
     with console.status("starting Cassandra: one DC per region ...") as status:
@@ -165,14 +173,24 @@ async def _up(
         await wait_ready(fed)
     console.print(f"[bold]federation ready in {time.monotonic() - started:.1f}s[/bold]")
     _print_endpoints(console, fed)
-    if workload:
-        with console.status("running the sample workload from a client at each site ..."):
-            samples = await run_workload(fed, per_site)
-        _print_workload(console, summarize(samples))
-    await print_sites(console, fed)
-    if keep:
-        console.print("up: explore with cellctl (see the lines above); Ctrl-C or `cellfed down` stops it")
-        await _wait_for_signal()
+    scraper = None
+    if prometheus:
+        from localfed.prometheus import start_prometheus, targets_of
+
+        scraper = await asyncio.to_thread(start_prometheus, fed.root / "prometheus", targets_of(fed))
+        console.print(f"Prometheus scraping every component: {scraper.url}")
+    try:
+        if workload:
+            with console.status("running the sample workload from a client at each site ..."):
+                samples = await run_workload(fed, per_site)
+            _print_workload(console, summarize(samples))
+        await print_sites(console, fed)
+        if keep:
+            console.print("up: explore with cellctl (see the lines above); Ctrl-C or `cellfed down` stops it")
+            await _wait_for_signal()
+    finally:
+        if scraper is not None:
+            scraper.stop()
 
 
 async def _wait_for_signal() -> None:
