@@ -58,6 +58,13 @@ class CassandraWan:
             )
             self._proxies[node.dc] = proxy
 
+    def disable(self) -> None:
+        """Back to loopback speed (set-up of the next federation); links made from now on are not delayed."""
+        self.enabled = False
+        everyone = set(self._dc_of)
+        for proxy in self._proxies.values():
+            self._host.drop_from(proxy, everyone)
+
     def enable(self) -> None:
         """From now on every inter-DC link pays its RTT. Set-up ran without it (each DDL's schema
         agreement would otherwise cost seconds of emulated WAN); open links are dropped so that Cassandra

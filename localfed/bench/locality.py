@@ -91,11 +91,15 @@ async def _run(
         feds = {m: LocalFederation(root / m, sites, points, rtt, keyspace=f"loc_{m}", mode=m) for m in modes}
         for fed in feds.values():  # schemas first, at loopback speed: DDL is set-up, not what is measured
             await fed.apply_schema()
-        wan.enable()
-        await wait_links(points, [s.region for s in sites])
+        dcs = [s.region for s in sites]
         for mode, fed in feds.items():
             try:
+                # Like `cellfed up`: the federation starts at loopback speed, then the WAN is switched on.
+                wan.disable()
+                await wait_links(points, dcs)
                 await fed.start(apply_schema=False)
+                wan.enable()
+                await wait_links(points, dcs)
                 await wait_ready(fed)
                 out[mode] = await run_workload(fed, per_site)
             finally:
