@@ -63,7 +63,17 @@ async def real_cell(cassandra_cluster: Any, tmp_path: Path) -> AsyncIterator[tup
         yield harness, state
     finally:
         harness.stop()
+        _remove_domains_of(cell_id)  # a failed test must not leave a guest running on libvirtd
         shutil.rmtree(state, ignore_errors=True)
+
+
+def _remove_domains_of(cell_id: str) -> None:
+    from cell.compute.libvirt_host import LibvirtHost
+
+    with LibvirtHost(QEMU_URI) as host:
+        for domain in host.list_domains():
+            if domain.metadata is not None and domain.metadata.cell == cell_id:
+                host.delete(domain.name)
 
 
 def read_log(log: Path) -> str:
