@@ -89,11 +89,13 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
         size = request.page_size or 100
         if not 1 <= size <= _PAGE_MAX:
             raise InvalidArgument(f"page_size must be 1-{_PAGE_MAX}", field="page_size")
-        after, host = request.page_token, request.host
+        after, host, group = request.page_token, request.host, request.spread_group
         items = [
             i
             for i in self._c.instances_of(request.tenant)
-            if i.spec.instance_id > after and (not host or i.record.host_id == host)
+            if i.spec.instance_id > after
+            and (not host or i.record.host_id == host)
+            and (not group or (i.spec.spread_group == group and i.record.state is not lc.State.DELETED))
         ]
         page = items[:size]
         out = cell_pb2.CellListInstancesResponse(instances=[instance_to_proto(self._c, i) for i in page])

@@ -17,6 +17,7 @@ from cellapi.router.compute import ComputeServicer
 from cellapi.router.create import Creator
 from cellapi.router.directory import Directory
 from cellapi.router.federation import FederationServicer
+from cellapi.router.groups import GroupSites
 from cellapi.router.instances import InstanceOps
 from cellapi.router.listing import Lister
 from cellapi.router.metrics import RouterMetrics
@@ -125,7 +126,8 @@ async def start_router(
         wall_clock_ms,
         lambda site: metrics.unreachable.labels(settings.site_id, site).inc(),
     )
-    compute = ComputeServicer(settings, placement, creator, ops, lister, count)
+    groups = GroupSites(directory, cells, prober.reachable, settings.enrich_timeout_s)
+    compute = ComputeServicer(settings, placement, creator, ops, lister, count, groups)
     federation = FederationServicer(settings, directory, prober, placement, cells, wall_clock_ms, count)
     server = await start_server(
         listen,

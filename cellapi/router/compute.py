@@ -29,8 +29,16 @@ WATCH_MAX_S = 3600.0
 
 class Placement(Protocol):
     def candidates(
-        self, flavor: FlavorSpec, hint: common_pb2.PlacementHint, from_site: str
+        self,
+        flavor: FlavorSpec,
+        hint: common_pb2.PlacementHint,
+        from_site: str,
+        group_sites: frozenset[str] = frozenset(),
     ) -> tuple[list[Cell], str]: ...
+
+
+class Groups(Protocol):
+    async def holding(self, tenant: str, group: str) -> frozenset[str]: ...
 
 
 class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
@@ -42,9 +50,10 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
         ops: InstanceOps,
         lister: Lister,
         count: rq.Counter,
+        groups: Groups,
     ) -> None:
         self._settings, self._placement, self._creator = settings, placement, creator
-        self._ops, self._lister, self.count_request = ops, lister, count
+        self._ops, self._lister, self.count_request, self._groups = ops, lister, count, groups
 
     @unary()
     async def CreateInstance(
@@ -52,7 +61,9 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
     ) -> common_pb2.Instance:
         tenant = current_claims().tenant
         flavor = rq.check_create(request)
-        candidates, why = self._placement.candidates(flavor, request.placement, self._settings.site_id)
+        group = request.placement.spread_group
+        held = await self._groups.holding(tenant, group) if group else frozenset()
+        candidates, why = self._placement.candidates(flavor, request.placement, self._settings.site_id, held)
         return await self._creator.create(tenant, request, flavor, rq.fingerprint(request), candidates, why)
 
     @unary()

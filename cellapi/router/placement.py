@@ -30,7 +30,11 @@ class Placement:
         self._rand = random.Random()
 
     def explain(
-        self, flavor: FlavorSpec, hint: common_pb2.PlacementHint, from_site: str
+        self,
+        flavor: FlavorSpec,
+        hint: common_pb2.PlacementHint,
+        from_site: str,
+        group_sites: frozenset[str] = frozenset(),
     ) -> ranking.Explanation:
         snap = self._directory.snapshot
         ingress_site = snap.sites.get(from_site) or self._own_site()
@@ -46,6 +50,7 @@ class Placement:
             near_point=point,
             stay_in_region=hint.stay_in_region,
             spread_group=hint.spread_group or None,
+            groups={hint.spread_group: group_sites} if hint.spread_group else {},
         )
         # This router measured RTTs from its own site only: from elsewhere, distance is the best estimate.
         measured = ingress_site.site_id == self._settings.site_id
@@ -60,9 +65,13 @@ class Placement:
         )
 
     def candidates(
-        self, flavor: FlavorSpec, hint: common_pb2.PlacementHint, from_site: str
+        self,
+        flavor: FlavorSpec,
+        hint: common_pb2.PlacementHint,
+        from_site: str,
+        group_sites: frozenset[str] = frozenset(),
     ) -> tuple[list[Cell], str]:
-        explanation = self.explain(flavor, hint, from_site)
+        explanation = self.explain(flavor, hint, from_site, group_sites)
         return [r.cell for r in explanation.candidates if r.eligible], explanation.summary
 
     def _candidates(self, measured: bool) -> list[Candidate]:

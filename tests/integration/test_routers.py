@@ -218,6 +218,20 @@ async def test_explain_lists_every_candidate_nearest_first(fed: Federation) -> N
     await admin.close()
 
 
+async def test_a_spread_group_goes_to_different_sites_nearest_first(fed: Federation) -> None:
+    client = fed.client("par1")
+    group = f"g{uuid.uuid4().hex[:8]}"
+    placed = []
+    for n in range(3):
+        request = create_request(f"{group}-{n}")
+        request.placement.spread_group = group
+        placed.append(await client.create(request))
+    assert [i.cell for i in placed] == ["par1-c1", "nyc1-c1", "sin1-c1"]
+    for inst in placed:
+        await client.action("Delete", inst.instance_id)
+    await client.close()
+
+
 async def test_dead_cell_partial_list_unknown_get_and_fast_detection(fed: Federation) -> None:
     lister, admin = fed.client("par1", "lister"), fed.client("par1", "admin")
     some = await lister.list(page_size=500, filter="site=sin1")

@@ -1,0 +1,42 @@
+"""Which sites already hold a member of a tenant's spread group: asked of every reachable cell at once,
+each within a deadline (cells own their instances; the global keyspace does not index groups). A cell
+that does not answer in time counts as holding none: spreading is best effort, never a reason to fail."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from cellfed.v1 import cell_pb2
+
+from cellapi.router.cell_clients import CellClients
+from cellapi.router.directory import Directory
+
+
+class GroupSites:
+    def __init__(
+        self, directory: Directory, cells: CellClients, reachable: Callable[[str], bool], timeout_s: float
+    ) -> None:
+        self._directory, self._cells, self._reachable, self._timeout_s = (
+            directory,
+            cells,
+            reachable,
+            timeout_s,
+        )
+
+    async def holding(self, tenant: str, group: str) -> frozenset[str]:
+        cells = [c for c in self._directory.snapshot.cells.values() if self._reachable(c.cell_id)]
+        request = cell_pb2.CellListInstancesRequest(tenant=tenant, spread_group=group, page_size=1)
+        tasks = {
+            c.site_id: asyncio.ensure_future(self._cells.call(c, "ListInstances", request, self._timeout_s))
+            for c in cells
+        }
+        if tasks:
+            await asyncio.wait(tasks.values(), timeout=self._timeout_s)
+        sites = set()
+        for site, task in tasks.items():
+            if task.done() and not task.cancelled() and task.exception() is None and task.result().instances:
+                sites.add(site)
+            elif not task.done():
+                task.cancel()
+        return frozenset(sites)
