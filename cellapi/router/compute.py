@@ -39,6 +39,7 @@ class Placement(Protocol):
 
 class Groups(Protocol):
     async def holding(self, tenant: str, group: str) -> frozenset[str]: ...
+    def remember(self, tenant: str, group: str, site: str) -> None: ...
 
 
 class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
@@ -64,7 +65,12 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
         group = request.placement.spread_group
         held = await self._groups.holding(tenant, group) if group else frozenset()
         candidates, why = self._placement.candidates(flavor, request.placement, self._settings.site_id, held)
-        return await self._creator.create(tenant, request, flavor, rq.fingerprint(request), candidates, why)
+        created = await self._creator.create(
+            tenant, request, flavor, rq.fingerprint(request), candidates, why
+        )
+        if group:
+            self._groups.remember(tenant, group, created.site)
+        return created
 
     @unary()
     async def GetInstance(

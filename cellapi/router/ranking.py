@@ -127,7 +127,7 @@ def rank(
     rows = [_assess(c, flavor, hint, ref, held, now_ms, cfg) for c in candidates]
     rows.sort(key=lambda r: (bool(r.blockers), r.tier, r.rtt_ms, r.cand.cell.cell_id))
     eligible = [r for r in rows if not r.blockers]
-    ordered = _spill(eligible, rand) + [r for r in rows if r.blockers]
+    ordered = [r for tier in _tiers(eligible) for r in _spill(tier, rand)] + [r for r in rows if r.blockers]
     ranked = tuple(_ranked(r) for r in ordered)
     chosen = ranked[0] if ranked and ranked[0].eligible else None
     summary = _chosen_summary(chosen, ref, len(eligible), len(rows)) if chosen else _why_none(rows, flavor)
@@ -206,6 +206,19 @@ def _binding_fraction(cap: CapacitySummary, flavor: FlavorSize) -> tuple[float, 
         if need > 0 and total > 0:
             best = min(best, ((free - need) / total, unit))
     return best
+
+
+def _tiers(eligible: list[_Row]) -> list[list[_Row]]:
+    """Runs of equal tier (rows come sorted by tier). Spill-over reorders within a tier only: a nearly
+    full cell may lose its turn to a peer, never to a site that already holds the spread group or lies
+    outside the hinted region."""
+    tiers: list[list[_Row]] = []
+    for row in eligible:
+        if tiers and tiers[-1][0].tier == row.tier:
+            tiers[-1].append(row)
+        else:
+            tiers.append([row])
+    return tiers
 
 
 def _spill(eligible: list[_Row], rand: Callable[[], float]) -> list[_Row]:
