@@ -151,6 +151,16 @@ async def test_drain_turns_creates_away_until_undrained(fed: Federation) -> None
     finally:
         undrained = await cellctl(fed, "undrain", "sites/sin1/cells/sin1-c1", token="admin")
         assert undrained.returncode == 0, undrained.stderr
+    # Other routers learn the undrain from their next directory refresh (every 2 s): wait for sin1's.
+    deadline = time.monotonic() + 15
+    while True:
+        ex = await cellctl(
+            fed, "explain", "--flavor", "m1.tiny", "--near-site", "sin1", token="admin", site="sin1"
+        )
+        if "chosen: sin1-c1" in ex.stdout:
+            break
+        assert time.monotonic() < deadline, ex.stdout
+        await asyncio.sleep(0.5)
     back = await cellctl(fed, *near_sin, site="sin1")
     assert back.returncode == 0 and field(back.stdout, "site") == "sin1", back.stdout
     for out in (elsewhere, back):
