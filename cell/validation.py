@@ -5,12 +5,9 @@ from __future__ import annotations
 from fedlib.catalog import check_image
 from fedlib.errors import InvalidArgument
 from fedlib.ids import parse_instance_id
+from fedlib.limits import check_labels, check_user_data
 from fedlib.names import check_display_name, check_id, check_tenant
 
-MAX_USER_DATA = 64 * 1024
-MAX_LABELS = 32
-MAX_LABEL_KEY = 63
-MAX_LABEL_VALUE = 255
 MAX_BATCH = 500
 
 
@@ -28,25 +25,6 @@ def check_build(
     check_labels(labels)
     if spread_group:
         check_id(spread_group, "spread_group")
-
-
-def check_user_data(user_data: bytes) -> None:
-    if len(user_data) > MAX_USER_DATA:
-        raise InvalidArgument(
-            f"user_data is {len(user_data)} bytes; the limit is {MAX_USER_DATA}", field="user_data"
-        )
-
-
-def check_labels(labels: dict[str, str]) -> None:
-    if len(labels) > MAX_LABELS:
-        raise InvalidArgument(f"labels has {len(labels)} entries; the limit is {MAX_LABELS}", field="labels")
-    for key, value in labels.items():
-        if not key or len(key) > MAX_LABEL_KEY:
-            raise InvalidArgument(f"label key {key[:80]!r} must be 1-{MAX_LABEL_KEY} chars", field="labels")
-        if len(value) > MAX_LABEL_VALUE:
-            raise InvalidArgument(
-                f"label {key!r} value exceeds {MAX_LABEL_VALUE} chars", field=f"labels.{key}"
-            )
 
 
 def check_instance_ref(instance_id: str, tenant: str, *, tenant_required: bool) -> None:

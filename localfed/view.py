@@ -12,9 +12,14 @@ from rich.table import Table
 from cellapi.client import Client
 from localfed.launcher import LocalFederation
 
+_TAKING_WORK = frozenset({common_pb2.HEALTHY, common_pb2.DEGRADED})
 
-async def wait_ready(fed: LocalFederation, timeout_s: float = 90) -> None:
-    """Every router sees every cell taking work (HEALTHY, or DEGRADED: slow but placeable) with hosts up."""
+
+async def wait_ready(
+    fed: LocalFederation, timeout_s: float = 90, healths: frozenset[int] = _TAKING_WORK
+) -> None:
+    """Every router sees every cell with hosts up and a health in `healths` (by default those that take
+    work: HEALTHY, or DEGRADED, slow but placeable)."""
     deadline = time.monotonic() + timeout_s
     for s in fed.router_sites():
         admin = Client([fed.router(s.site)], fed.tokens["admin"])
@@ -22,11 +27,7 @@ async def wait_ready(fed: LocalFederation, timeout_s: float = 90) -> None:
             while True:
                 view = await admin.sites()
                 cells = [c for site in view.sites for c in site.cells]
-                ok = [
-                    c
-                    for c in cells
-                    if c.capacity.hosts_up > 0 and c.health in (common_pb2.HEALTHY, common_pb2.DEGRADED)
-                ]
+                ok = [c for c in cells if c.capacity.hosts_up > 0 and c.health in healths]
                 if len(ok) == len(fed.sites):
                     break
                 if time.monotonic() > deadline:

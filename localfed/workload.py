@@ -80,7 +80,7 @@ async def _timed(samples: list[Sample], site: str, op: str, call: Awaitable[T], 
 
 
 def summarize(samples: list[Sample]) -> dict[tuple[str, str], dict[str, object]]:
-    """Per (client site, op): count, p50, max, and which cells served it."""
+    """Per (client site, op): count, p50, p99, max (nearest rank, in ms), and which cells served it."""
     groups: dict[tuple[str, str], list[Sample]] = defaultdict(list)
     for s in samples:
         groups[(s.client_site, s.op)].append(s)
@@ -90,6 +90,7 @@ def summarize(samples: list[Sample]) -> dict[tuple[str, str], dict[str, object]]
         out[key] = {
             "n": len(ms),
             "p50_ms": round(statistics.median(ms), 1),
+            "p99_ms": round(ms[min(len(ms) - 1, int(0.99 * len(ms)))], 1),
             "max_ms": round(ms[-1], 1),
             "served_by": sorted({s.served_by for s in group}),
         }

@@ -5,12 +5,17 @@ compute agent and a router, all separate processes, with WAN-emulating delay pro
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+from cellfed.v1 import common_pb2
 
 from cellapi.client import Client
 from localfed.launcher import LocalFederation
 from localfed.sites import SiteSpec
+from localfed.view import wait_ready
 
 _ROOMY = {"vcpus": 64, "memory_mb": 131_072, "disk_gb": 4_000, "hosts": 1}
 SITES = (
@@ -33,3 +38,15 @@ class Federation(LocalFederation):
 
     async def stop(self) -> None:  # type: ignore[override]
         super().stop()
+
+
+@asynccontextmanager
+async def running_federation(workdir: Path, contact_points: list[str]) -> AsyncIterator[Federation]:
+    """A started federation in which every router sees every cell HEALTHY; stopped on exit."""
+    federation = Federation(workdir, contact_points)
+    try:
+        await federation.start()
+        await wait_ready(federation, timeout_s=60, healths=frozenset({common_pb2.HEALTHY}))
+        yield federation
+    finally:
+        await federation.stop()

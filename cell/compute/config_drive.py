@@ -20,6 +20,7 @@ import pycdlib
 from cell.compute.domain_spec import canonical_uuid
 from fedlib.errors import InvalidArgument
 from fedlib.ids import parse_instance_id
+from fedlib.limits import MAX_USER_DATA
 from fedlib.names import check_id, check_tenant
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 VOLUME_LABEL = "config-2"  # what cloud-init's ConfigDrive source looks for
-MAX_USER_DATA_BYTES = 64 * 1024  # Nova's limit too: user data is configuration, not a payload channel
+MAX_USER_DATA_BYTES = MAX_USER_DATA
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # (ISO9660 level-3 name, Rock Ridge/Joliet name): plain ISO9660 allows only upper case, so guests read
 # the real lower-case names from the Rock Ridge (Linux) or Joliet (others) records.

@@ -56,14 +56,14 @@ class InstanceOps:
 
     async def _from_index(self, iid: InstanceId, tenant: str) -> common_pb2.Instance:
         try:
-            _, entry = await self._owners.from_index(iid)
+            owner, entry = await self._owners.from_index(iid)
         except NotFound:
             raise Unavailable(
                 f"the owner of instance {iid} is unreachable and the index has no row"
             ) from None
         if entry.tenant != tenant:
             raise NotFound(f"instance {iid} not found", field="name")
-        return index_to_instance(entry, self._now(), stale=True)
+        return index_to_instance(entry, self._now(), stale=True, site=owner.site_id if owner else "")
 
     async def _forward(self, cell: Any, method: str, request: Any) -> common_pb2.Instance:
         started, code = time.perf_counter(), "OK"
@@ -98,7 +98,7 @@ class InstanceOps:
                 raise error_from_rpc(exc, target=f"site {cell.site_id} (cell {cell.cell_id})") from None
 
 
-def index_to_instance(entry: IndexEntry, now_ms: int, *, stale: bool) -> common_pb2.Instance:
+def index_to_instance(entry: IndexEntry, now_ms: int, *, stale: bool, site: str) -> common_pb2.Instance:
     """An instance as the index knows it. Stale answers say UNKNOWN and how old the data is."""
     status = common_pb2.UNKNOWN if stale else getattr(common_pb2, entry.status.value)
     out = common_pb2.Instance(
@@ -109,6 +109,7 @@ def index_to_instance(entry: IndexEntry, now_ms: int, *, stale: bool) -> common_
         flavor=entry.flavor,
         status=status,
         cell=entry.owner_cell,
+        site=site,
         stale=stale,
     )
     out.create_time.FromMilliseconds(entry.created_at_ms)

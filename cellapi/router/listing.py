@@ -46,8 +46,8 @@ class Lister:
         for entry in page.entries:
             got = live.get(entry.instance_id)
             if got is None:
-                got = index_to_instance(_as_index(entry), now, stale=entry.owner_cell in unreachable)
-                got.site = entry.site_id
+                stale = entry.owner_cell in unreachable
+                got = index_to_instance(_as_index(entry), now, stale=stale, site=entry.site_id)
             out.instances.append(got)
         out.unreachable_cells.extend(sorted(unreachable))
         return out

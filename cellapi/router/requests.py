@@ -10,12 +10,11 @@ from cellfed.v1 import compute_pb2
 from fedlib.catalog import FlavorSpec, check_image, resolve_flavor
 from fedlib.errors import InvalidArgument
 from fedlib.ids import InstanceId, parse_instance_id
+from fedlib.limits import check_labels, check_user_data
 from fedlib.names import check_display_name, check_id
 from replication.model import InstanceStatus, check_request_id
 from replication.paging import MAX_PAGE_SIZE, ListFilter, ListOrder
 
-MAX_USER_DATA = 64 * 1024
-MAX_LABELS = 32
 DEFAULT_PAGE_SIZE = 50
 LIST_PAGE_MAX = 500
 
@@ -33,13 +32,8 @@ def check_create(request: compute_pb2.CreateInstanceRequest) -> FlavorSpec:
     check_display_name(request.display_name, "display_name")
     flavor = resolve_flavor(request.flavor)
     check_image(request.image)
-    if len(request.user_data) > MAX_USER_DATA:
-        raise InvalidArgument(f"user_data exceeds {MAX_USER_DATA} bytes", field="user_data")
-    if len(request.labels) > MAX_LABELS:
-        raise InvalidArgument(f"labels has more than {MAX_LABELS} entries", field="labels")
-    for key, value in request.labels.items():
-        if not 1 <= len(key) <= 63 or len(value) > 255:
-            raise InvalidArgument(f"label {key[:64]!r}: key 1-63 chars, value <= 255", field="labels")
+    check_user_data(request.user_data)
+    check_labels(request.labels)
     hint = request.placement
     if hint.WhichOneof("near") == "site":
         check_id(hint.site, "placement.site")

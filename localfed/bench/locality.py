@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from localfed.launcher import LocalFederation
 from localfed.paths import state_dir
 from localfed.sites import default_sites, rtt_matrix
 from localfed.workload import Sample
+from localfed.workload import summarize as workload_summary
 
 MODES = ("p2p", "central", "sync")
 OPS = ("create", "get (own site)", "get (other site)", "list", "delete")
@@ -112,21 +112,11 @@ async def _run(
 
 
 def summarize(by_mode: dict[str, list[Sample]]) -> dict[str, Any]:
-    """{mode: {site: {op: {n, p50_ms, p99_ms}}}} from the raw samples."""
+    """{mode: {site: {op: {n, p50_ms, p99_ms, ...}}}}: the workload's own summary, keyed for JSON."""
     out: dict[str, Any] = {}
     for mode, samples in by_mode.items():
-        groups: dict[tuple[str, str], list[float]] = {}
-        for s in samples:
-            groups.setdefault((s.client_site, s.op), []).append(s.ms)
-        site_map: dict[str, Any] = out.setdefault(mode, {})
-        for (site, op), ms in groups.items():
-            ms.sort()
-            p99 = ms[min(len(ms) - 1, int(0.99 * len(ms)))]
-            site_map.setdefault(site, {})[op] = {
-                "n": len(ms),
-                "p50_ms": round(statistics.median(ms), 1),
-                "p99_ms": round(p99, 1),
-            }
+        for (site, op), row in workload_summary(samples).items():
+            out.setdefault(mode, {}).setdefault(site, {})[op] = row
     return out
 
 

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.federation_harness import SITES, Federation
-from tests.integration.test_routers import wait_federation_ready
+from tests.federation_harness import SITES, Federation, running_federation
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.libvirt]
 
@@ -27,13 +26,8 @@ CELLCTL = str(Path(sys.executable).parent / "cellctl")
 
 @pytest.fixture(scope="module")
 async def fed(cassandra_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Federation]:
-    federation = Federation(tmp_path_factory.mktemp("cellctl"), cassandra_cluster.contact_points)
-    try:
-        await federation.start()
-        await wait_federation_ready(federation)
-        yield federation
-    finally:
-        await federation.stop()
+    async with running_federation(tmp_path_factory.mktemp("cellctl"), cassandra_cluster.contact_points) as f:
+        yield f
 
 
 def argv(fed: Federation, token: str, site: str, args: tuple[str, ...]) -> list[str]:

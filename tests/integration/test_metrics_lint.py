@@ -17,8 +17,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from fedrpc.build_info import cellfed_version
-from tests.federation_harness import SITES, Federation
-from tests.integration.test_routers import create_request, wait_federation_ready
+from tests.federation_harness import SITES, Federation, running_federation
+from tests.integration.test_routers import create_request
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.libvirt]
 
@@ -37,13 +37,10 @@ SUBSYSTEM = {"router": "cellfed_router_", "cell": "cellfed_cell_", "agent": "cel
 
 @pytest.fixture(scope="module")
 async def fed(cassandra_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Federation]:
-    federation = Federation(tmp_path_factory.mktemp("federation"), cassandra_cluster.contact_points)
-    try:
-        await federation.start()
-        await wait_federation_ready(federation)
-        yield federation
-    finally:
-        await federation.stop()
+    async with running_federation(
+        tmp_path_factory.mktemp("federation"), cassandra_cluster.contact_points
+    ) as f:
+        yield f
 
 
 @pytest.fixture(scope="module")

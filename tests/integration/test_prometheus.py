@@ -26,9 +26,9 @@ from localfed.prometheus import (
     start_prometheus,
     targets_of,
 )
-from tests.federation_harness import SITES, Federation
+from tests.federation_harness import SITES, Federation, running_federation
 from tests.integration.test_metrics_lint import PROMTOOL
-from tests.integration.test_routers import create_request, wait_federation_ready
+from tests.integration.test_routers import create_request
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.libvirt]
 
@@ -38,13 +38,10 @@ W = "30s"
 
 @pytest.fixture(scope="module")
 async def fed(cassandra_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Federation]:
-    federation = Federation(tmp_path_factory.mktemp("federation"), cassandra_cluster.contact_points)
-    try:
-        await federation.start()
-        await wait_federation_ready(federation)
-        yield federation
-    finally:
-        await federation.stop()
+    async with running_federation(
+        tmp_path_factory.mktemp("federation"), cassandra_cluster.contact_points
+    ) as f:
+        yield f
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from cellapi.router.app import RunningRouter, start_router
 from cellapi.router.settings import RouterSettings
 from cellapi.router.status_http import MAX_REQUEST_BYTES, StatusServer, start_status_server
 from localfed.processes import spawn, stop_all, wait_ready
-from tests.federation_harness import SITES, Federation
+from tests.federation_harness import SITES, Federation, running_federation
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACT = ROOT / "test-artifacts" / "status-page.png"
@@ -174,12 +174,10 @@ async def test_stop_ends_open_connections() -> None:
 
 @pytest.fixture(scope="module")
 async def fed(cassandra_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Federation]:
-    federation = Federation(tmp_path_factory.mktemp("federation"), cassandra_cluster.contact_points)
-    try:
-        await federation.start()
-        yield federation
-    finally:
-        await federation.stop()
+    async with running_federation(
+        tmp_path_factory.mktemp("federation"), cassandra_cluster.contact_points
+    ) as f:
+        yield f
 
 
 @pytest.fixture(scope="module")
