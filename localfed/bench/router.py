@@ -1,7 +1,8 @@
 """`cellfed bench router`: what routing costs. One site (a real Cassandra DC, a cell with a test-driver
-host, a router, all processes) and, in one run: a get through the router vs the same get straight to the
-cell (p50/p99 and throughput, side by side as ratios), and listing page 1 vs page 50 over 10,000 rows of
-one tenant (keyset paging: a deep page should cost what an early one does).
+host, a router, all processes, started by the same launcher as `cellfed up`) and, in one run: a get
+through the router vs the same get straight to the cell (p50/p99 and throughput, side by side as
+ratios), and listing page 1 vs page 50 over 10,000 rows of one tenant (keyset paging: a deep page should
+cost what an early one does).
 
 The 10,000 listing rows are written through the store's TenantListing, exactly as cells publish them,
 without VMs behind them (the page cost is the listing's; enrichment finds them missing and serves the
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -28,8 +28,9 @@ from rich.table import Table
 
 from fedlib.ids import new_instance_id
 from localfed.bench.store import summarize
+from localfed.launcher import LocalFederation
 from localfed.paths import state_dir
-from localfed.processes import spawn, stop_all, wait_ready
+from localfed.sites import SiteSpec
 
 DC, SITE, CELL = "bench", "bench1", "bench1-c1"
 
@@ -48,11 +49,9 @@ def router(
     from localfed.bench.cell import _down
 
     root = (directory or state_dir() / "bench-router").absolute()
-    procs: list[subprocess.Popen[bytes]] = []
     try:
-        results = asyncio.run(_run(root, gets, instances, list_rows, concurrency, procs))
+        results = asyncio.run(_run(root, gets, instances, list_rows, concurrency))
     finally:
-        stop_all(procs)
         _down(root / "cassandra")
     if output == "json":
         click.echo(json.dumps(results, indent=2))
@@ -60,139 +59,34 @@ def router(
         _print(results)
 
 
-async def _run(
-    root: Path, gets: int, count: int, rows: int, conc: int, procs: list[subprocess.Popen[bytes]]
-) -> dict[str, Any]:
-    points, keyspace = await _cassandra(root)
-    token, keys = _token(root)
-    cell = spawn(
-        [
-            "cell",
-            "serve",
-            "--cell-id",
-            CELL,
-            "--site",
-            SITE,
-            "--region",
-            DC,
-            "--listen",
-            "127.0.0.1:0",
-            "--cassandra",
-            points,
-            "--local-dc",
-            DC,
-            "--global-keyspace",
-            keyspace,
-        ],
-        root / "logs/cell.log",
-    )
-    procs.append(cell)
-    cell_port = int(wait_ready(cell, "cell")["port"])
-    agent = spawn(
-        [
-            "agent",
-            "serve",
-            "--host-id",
-            "h1",
-            "--cell-id",
-            CELL,
-            "--controller",
-            f"127.0.0.1:{cell_port}",
-            "--vcpus",
-            "512",
-            "--memory-mb",
-            "1048576",
-            "--disk-gb",
-            "100000",
-            "--state-dir",
-            str(root / "h1"),
-        ],
-        root / "logs/agent.log",
-    )
-    procs.append(agent)
-    wait_ready(agent, "agent")
-    rtr = spawn(
-        [
-            "router",
-            "serve",
-            "--router-id",
-            "r1",
-            "--site",
-            SITE,
-            "--region",
-            DC,
-            "--lat",
-            "48.86",
-            "--lon",
-            "2.35",
-            "--listen",
-            "127.0.0.1:0",
-            "--cassandra",
-            points,
-            "--local-dc",
-            DC,
-            "--global-keyspace",
-            keyspace,
-            "--keys-dir",
-            str(keys),
-        ],
-        root / "logs/router.log",
-    )
-    procs.append(rtr)
-    router_port = int((await asyncio.to_thread(wait_ready, rtr, "router"))["port"])
-    meta = (("authorization", f"Bearer {token}"),)
-    async with (
-        grpc.aio.insecure_channel(f"127.0.0.1:{router_port}") as rch,
-        grpc.aio.insecure_channel(f"127.0.0.1:{cell_port}") as cch,
-    ):
-        routed, direct = compute_pb2_grpc.ComputeServiceStub(rch), cell_pb2_grpc.CellServiceStub(cch)
-        ids = await _create(routed, meta, count)
-        out = await _gets(routed, direct, meta, ids, gets, conc)
-        await _fill_listing(points, keyspace, rows)
-        out["listing"] = await _pages(routed, meta, rows)
-    return out
+# One site, hosts big enough that capacity never refuses: this measures routing, not exhaustion.
+SITE_SPEC = SiteSpec(SITE, DC, "Bench", 48.86, 2.35, vcpus=512, memory_mb=1_048_576, disk_gb=100_000, hosts=1)
 
 
-async def _cassandra(root: Path) -> tuple[str, str]:
+async def _run(root: Path, gets: int, count: int, rows: int, conc: int) -> dict[str, Any]:
+    """The launcher that runs `cellfed up` starts this one site, so what is measured is what users run."""
     from localfed.cassandra import cluster
     from localfed.cassandra.node_config import ClusterSpec
-    from replication.cql import migrate
-    from replication.cql.session import connect
 
     spec = ClusterSpec(dcs=(DC,), nodes_per_dc=1, address_base="127.0.0.51", directory=root / "cassandra")
     await cluster.up(spec, apply_schema=False)
     points = [n.address for n in cluster.load(spec.directory).nodes]
-    keyspace = f"bench_{uuid.uuid4().hex[:8]}"
-    session = await asyncio.to_thread(connect, points, DC)
+    fed = LocalFederation(root, (SITE_SPEC,), points, {}, keyspace=f"bench_{uuid.uuid4().hex[:8]}")
     try:
-        await migrate.apply_schema(
-            session,
-            global_keyspace=keyspace,
-            dcs={DC: 1},
-            cells=[(CELL, DC)],
-            known_dcs=await migrate.read_topology(session),
-        )
+        await fed.start()
+        meta = (("authorization", f"Bearer {fed.tokens['acme']}"),)
+        async with (
+            grpc.aio.insecure_channel(fed.router(SITE)) as rch,
+            grpc.aio.insecure_channel(f"127.0.0.1:{fed.cell_ports[SITE]}") as cch,
+        ):
+            routed, direct = compute_pb2_grpc.ComputeServiceStub(rch), cell_pb2_grpc.CellServiceStub(cch)
+            ids = await _create(routed, meta, count)
+            out = await _gets(routed, direct, meta, ids, gets, conc)
+            await _fill_listing(fed.contact_points, fed.keyspace, rows)
+            out["listing"] = await _pages(routed, meta, rows)
+        return out
     finally:
-        await session.aclose()
-    return ",".join(points), keyspace
-
-
-def _token(root: Path) -> tuple[str, Path]:
-    from cellapi.auth import generate_keypair, mint, read_private_key
-
-    keys = root / "keys"
-    if not (keys / "bench.pub").exists():
-        generate_keypair(keys, "bench")
-    token = mint(
-        read_private_key(keys, "bench"),
-        "bench",
-        subject="bench",
-        tenant="bench",
-        roles=["user"],
-        ttl_s=3600,
-        now_s=time.time(),
-    )
-    return token, keys
+        fed.stop()
 
 
 async def _create(stub: compute_pb2_grpc.ComputeServiceStub, meta: Any, count: int) -> list[str]:
@@ -226,7 +120,7 @@ async def _gets(routed: Any, direct: Any, meta: Any, ids: list[str], n: int, con
 
     def via_cell(i: str) -> Awaitable[Any]:
         call: Awaitable[Any] = direct.GetInstance(
-            cell_pb2.CellInstanceRequest(instance_id=i, tenant="bench"), timeout=5
+            cell_pb2.CellInstanceRequest(instance_id=i, tenant="acme"), timeout=5
         )
         return call
 
@@ -262,12 +156,12 @@ async def _timed(fn: Callable[[str], Awaitable[Any]], ids: list[str], n: int) ->
     return samples
 
 
-async def _fill_listing(points: str, keyspace: str, rows: int) -> None:
+async def _fill_listing(points: list[str], keyspace: str, rows: int) -> None:
     from replication.cql.session import connect
     from replication.cql.store import CqlStore
     from replication.model import InstanceStatus, ListingEntry
 
-    session = await asyncio.to_thread(connect, points.split(","), DC)
+    session = await asyncio.to_thread(connect, points, DC)
     store = CqlStore(session, keyspace=keyspace)
     slots = asyncio.Semaphore(64)
     base = time.time_ns() // 1_000_000 - rows
@@ -275,7 +169,7 @@ async def _fill_listing(points: str, keyspace: str, rows: int) -> None:
     async def put(n: int) -> None:
         iid = str(new_instance_id(CELL, base + n, random.getrandbits(80)))
         entry = ListingEntry(
-            "bench", iid, f"list-{n:05d}", base + n, CELL, SITE, "m1.tiny", InstanceStatus.ACTIVE, base + n
+            "acme", iid, f"list-{n:05d}", base + n, CELL, SITE, "m1.tiny", InstanceStatus.ACTIVE, base + n
         )
         async with slots:
             await store.listing.put(entry)
