@@ -159,7 +159,9 @@ async def test_a_dead_dc_does_not_stop_the_others_and_gets_missed_writes_by_hint
             missing[:] = [k for k, v in zip(list(missing), reads, strict=True) if v != k]
             return True if not missing else None
 
-        await _eventually(all_arrived, deadline_s=90.0, what=f"hinted writes delivered to {victim}")
+        # Cassandra 2.1 replays hints on its own schedule once the node is back up; seen taking > 90 s
+        # on a loaded 2-core machine. The promise is that they arrive, not how fast.
+        await _eventually(all_arrived, deadline_s=240.0, what=f"hinted writes delivered to {victim}")
     finally:
         await revived.aclose()
 
