@@ -71,13 +71,18 @@ async def start_cell(
     hub.attach(HostReports(controller))
     await controller.load()
 
-    async def publish_state(drained: bool) -> None:
-        state = CellState.DRAINED if drained else CellState.ENABLED
-        await store.directory.put_cell(
-            Cell(settings.cell_id, settings.site_id, settings.region, endpoint, state, wall_clock_ms())
-        )
+    publish_lock = asyncio.Lock()
 
-    servicer = CellServicer(controller, publish_state)
+    async def publish_state() -> None:
+        """Writes the cell's directory row from its current state. State and timestamp are read under
+        one lock, so the periodic re-assert can never overwrite a newer drain with an older state."""
+        async with publish_lock:
+            state = CellState.DRAINED if controller.drained else CellState.ENABLED
+            await store.directory.put_cell(
+                Cell(settings.cell_id, settings.site_id, settings.region, endpoint, state, wall_clock_ms())
+            )
+
+    servicer = CellServicer(controller, lambda _drained: publish_state())
     server = await start_server(
         listen,
         [
@@ -89,7 +94,7 @@ async def start_cell(
     endpoint = advertise or f"{listen.rpartition(':')[0]}:{server.port}"
     with contextlib.suppress(NotFound):  # a drain outlives a restart of the controller
         controller.drained = (await store.directory.get_cell(settings.cell_id)).state is CellState.DRAINED
-    await publish_state(controller.drained)
+    await publish_state()
     running = RunningCell(controller, publisher, server)
     c = controller
     running.tasks = [
@@ -99,6 +104,9 @@ async def start_cell(
             upkeep.every(c.settings.desired_every_s, lambda: upkeep.push_desired_state(c), "desired state"),
             upkeep.every(1.0, lambda: upkeep.fail_stuck_builds(c), "build timeouts"),
             upkeep.every(2.0, lambda: upkeep.publish_capacity(c, publisher), "capacity publish"),
+            # Level-triggered like the capacity summary: a replica that missed the row (a write lost on
+            # a WAN link reset, a hint never replayed) is repaired by the next re-assert, not by luck.
+            upkeep.every(settings.directory_every_s, publish_state, "directory re-assert"),
             upkeep.every(1.0, lambda: upkeep.refresh_gauges(c), "gauges"),
         )
     ]

@@ -38,6 +38,7 @@ class ControllerSettings:
     host_grace_ms: int = 3_000  # fast detection: out of placement after this much silence
     build_timeout_ms: int = 120_000
     desired_every_s: float = 5.0
+    directory_every_s: float = 10.0  # re-assert of the cell's directory row (one tiny row per cell)
 
 
 class CellController:

@@ -110,11 +110,15 @@ async def start_wan_cluster(
 
 
 async def wait_links(points: list[str], dcs: Sequence[str], deadline_s: float = 60.0) -> None:
-    """After `enable()` dropped every inter-DC link: returns once a CL.ALL write crosses them again."""
+    """After `enable()`/`disable()` dropped every inter-DC link: returns once a CL.ALL write coordinated
+    from each DC has crossed them. From each DC, because every node has its own outbound connections:
+    the first message a node sends on a link the proxy reset can vanish (the write lands in the kernel
+    buffer, then the reset), so each node's links are exercised here, not by the federation's writes."""
     from replication.cql.session import connect, probe_write_all
 
-    session = await asyncio.to_thread(connect, points, dcs[0])
-    try:
-        await probe_write_all(session, replication=dict.fromkeys(dcs, 1), deadline_s=deadline_s)
-    finally:
-        await session.aclose()
+    for point, dc in zip(points, dcs, strict=True):
+        session = await asyncio.to_thread(connect, [point], dc)
+        try:
+            await probe_write_all(session, replication=dict.fromkeys(dcs, 1), deadline_s=deadline_s)
+        finally:
+            await session.aclose()

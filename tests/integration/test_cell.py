@@ -21,6 +21,7 @@ import pytest
 from cellfed.v1 import cell_pb2, common_pb2
 
 from fedlib.catalog import FLAVORS
+from fedlib.errors import NotFound
 from fedlib.ids import new_instance_id
 from tests.cell_harness import CellHarness
 
@@ -265,3 +266,29 @@ async def test_bad_input_names_the_field(cell: CellHarness) -> None:
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
         assert field in err.value.details(), (field, err.value.details())
     await channel.close()
+
+
+async def test_directory_row_is_re_asserted_after_a_replica_loses_it(cell: CellHarness) -> None:
+    """A lost cross-DC replica of the cell's directory row (a write dropped on a WAN link reset) must not
+    hide the cell from that region for good: the controller re-writes its row. Deleting the row in a
+    remote DC stands for the lost replica; the row must come back there within two re-assert periods."""
+    from replication.cql.session import connect
+    from replication.cql.store import CqlStore
+
+    session = await asyncio.to_thread(connect, cell.contact_points, "us-east")
+    try:
+        directory = CqlStore(session, keyspace=cell.global_keyspace, region="us-east").directory
+        assert (await directory.get_cell(cell.cell_id)).cell_id == cell.cell_id
+        await directory.delete_cell(cell.cell_id, at_ms=time.time_ns() // 1_000_000)
+        with pytest.raises(NotFound):
+            await directory.get_cell(cell.cell_id)
+        deadline = time.monotonic() + 25.0
+        while True:
+            with contextlib.suppress(NotFound):
+                back = await directory.get_cell(cell.cell_id)
+                break
+            assert time.monotonic() < deadline, "the cell never re-asserted its directory row"
+            await asyncio.sleep(0.5)
+        assert back.state.value == "ENABLED" and back.endpoint.endswith(f":{cell.port}")
+    finally:
+        await session.aclose()
