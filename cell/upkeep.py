@@ -55,7 +55,9 @@ async def fail_stuck_builds(c: CellController) -> None:
 
 def capacity_summary(c: CellController) -> CapacitySummary:
     s = summarize(c.host_views())
-    live = sum(1 for i in c.all_instances() if i.record.state is not lc.State.DELETED)
+    live = [i for i in c.all_instances() if i.record.state is not lc.State.DELETED]
+    # As a reader should see them: an instance on a silent host counts as UNKNOWN, not as its last state.
+    by_status = Counter(c.observed(i).status.value for i in live)
     return CapacitySummary(
         cell_id=c.settings.cell_id,
         vcpus_total=s.capacity.vcpus,
@@ -64,9 +66,10 @@ def capacity_summary(c: CellController) -> CapacitySummary:
         mem_mb_free=s.free.memory_mb,
         disk_gb_total=s.capacity.disk_gb,
         disk_gb_free=s.free.disk_gb,
-        instances=live,
+        instances=len(live),
         hosts_up=s.hosts_up,
         updated_at_ms=c.now_ms(),
+        instances_by_status=dict(by_status),
     )
 
 

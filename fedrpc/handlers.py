@@ -1,11 +1,13 @@
 """One wrapper for every unary handler: fedlib errors become their mapped status (with details),
 anything unexpected becomes INTERNAL with a log line (never a crashed process), and every call is counted
-by method and code through the servicer's `count_request(method, code)` when it has one."""
+by method, code and duration through the servicer's `count_request(method, code, seconds)` when it has
+one."""
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -26,6 +28,7 @@ def unary() -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R
         @functools.wraps(fn)
         async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
             code = "OK"
+            started = time.perf_counter()
             try:
                 return await fn(self, request, context)
             except CellfedError as exc:
@@ -45,7 +48,7 @@ def unary() -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R
             finally:
                 count = getattr(self, "count_request", None)
                 if count is not None:
-                    count(method, code)
+                    count(method, code, time.perf_counter() - started)
 
         return handler
 

@@ -26,10 +26,12 @@ from replication.model import (
     ListingEntry,
     ListPage,
     RouterMember,
+    RouterReport,
     Site,
     check_ms,
     check_ttl,
 )
+from replication.schema import REPORT_TTL_S
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -122,6 +124,7 @@ class MemoryDirectory:
 class MemoryRouters:
     def __init__(self, clock: Callable[[], int]) -> None:
         self._members: _Table[str, RouterMember] = _Table(clock)
+        self._reports: _Table[str, RouterReport] = _Table(clock)
 
     async def heartbeat(self, member: RouterMember, *, ttl_s: int) -> None:
         self._members.write(member.router_id, member, self._members.now_us(), check_ttl(ttl_s))
@@ -131,6 +134,12 @@ class MemoryRouters:
 
     async def leave(self, router_id: str) -> None:
         self._members.write(check_id(router_id, "router_id"), None, self._members.now_us())
+
+    async def publish_report(self, report: RouterReport) -> None:
+        self._reports.write(report.router_id, report, report.reported_at_ms * 1000, REPORT_TTL_S)
+
+    async def reports(self) -> list[RouterReport]:
+        return [report for _, report in sorted(self._reports.live())]
 
 
 class MemoryCapacity:

@@ -9,7 +9,10 @@ from a cell can never roll a row back.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from fedlib.errors import InvalidArgument
 from fedlib.ids import parse_instance_id
@@ -124,6 +127,20 @@ class RouterMember:
         check_ms(self.heartbeat_at_ms, "heartbeat_at_ms")
 
 
+_STATUS_KEY = re.compile(r"^[A-Z][A-Z_]{0,31}$")
+
+
+def _check_status_counts(counts: Mapping[str, int], field: str) -> dict[str, int]:
+    """{"ACTIVE": 3, ...}: status names (as the cell observes them, UNKNOWN included) -> counts."""
+    if len(counts) > 32:
+        raise InvalidArgument(f"{field} has {len(counts)} statuses; at most 32", field=field)
+    for status, count in counts.items():
+        if not isinstance(status, str) or not _STATUS_KEY.match(status):
+            raise InvalidArgument(f"{field} key {status!r} is not a status name", field=field)
+        _check_count(count, f"{field}[{status}]")
+    return dict(sorted(counts.items()))
+
+
 @dataclass(frozen=True)
 class CapacitySummary:
     """One row per cell, written only by that cell (so concurrent writers never race on it)."""
@@ -138,6 +155,8 @@ class CapacitySummary:
     instances: int
     hosts_up: int
     updated_at_ms: int
+    # The live (not DELETED) instances by the status the cell observes; empty from cells that predate it.
+    instances_by_status: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_id(self.cell_id, "cell_id")
@@ -148,6 +167,49 @@ class CapacitySummary:
         _check_count(self.instances, "instances")
         _check_count(self.hosts_up, "hosts_up")
         check_ms(self.updated_at_ms, "updated_at_ms")
+        by_status = _check_status_counts(self.instances_by_status, "instances_by_status")
+        object.__setattr__(self, "instances_by_status", by_status)
+
+
+def _check_rate(value: float, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise InvalidArgument(f"{field} {value!r} must be a finite non-negative number", field=field)
+    return float(value)
+
+
+@dataclass(frozen=True)
+class RouterReport:
+    """What a router publishes about itself with every heartbeat: its own traffic over the last
+    `window_ms` and the RTT it measures to every site. Written only by that router; kept (TTL'd) past
+    its heartbeat so readers can show a dead router's last report with its age."""
+
+    router_id: str
+    site_id: str
+    reported_at_ms: int
+    window_ms: int
+    requests_per_second: float
+    errors_per_second: float
+    p99_latency_ms: float | None  # None: no request finished in the window
+    rtt_ms: Mapping[str, float] = field(default_factory=dict)  # site -> RTT to its nearest cell
+
+    def __post_init__(self) -> None:
+        check_id(self.router_id, "router_id")
+        check_id(self.site_id, "site_id")
+        check_ms(self.reported_at_ms, "reported_at_ms")
+        if isinstance(self.window_ms, bool) or not isinstance(self.window_ms, int) or self.window_ms < 1:
+            raise InvalidArgument(f"window_ms {self.window_ms!r} must be a positive int", field="window_ms")
+        requests = _check_rate(self.requests_per_second, "requests_per_second")
+        errors = _check_rate(self.errors_per_second, "errors_per_second")
+        if errors > requests * (1 + 1e-9):
+            raise InvalidArgument("errors_per_second exceeds requests_per_second", field="errors_per_second")
+        object.__setattr__(self, "requests_per_second", requests)
+        object.__setattr__(self, "errors_per_second", errors)
+        if self.p99_latency_ms is not None:
+            object.__setattr__(self, "p99_latency_ms", _check_rate(self.p99_latency_ms, "p99_latency_ms"))
+        if len(self.rtt_ms) > 1000:
+            raise InvalidArgument("rtt_ms names more than 1000 sites", field="rtt_ms")
+        rtts = {check_id(s, "rtt_ms"): _check_rate(v, f"rtt_ms[{s}]") for s, v in self.rtt_ms.items()}
+        object.__setattr__(self, "rtt_ms", dict(sorted(rtts.items())))
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,11 @@
 validation of a topology against the live cluster. Pure: replication.cql.migrate runs it.
 
 Keyspace names and replication maps are parameters (DESIGN "Data placement": the index and listing may
-later move to per-region keyspaces). Every statement is `IF NOT EXISTS`, so re-running a migration that
-died half-way is safe; the version row is written only after all its statements and schema agreement.
-Only CQL shared by Cassandra 2.1 and 4.x/5.x: no materialized views, SASI, JSON, duration or GROUP BY.
+later move to per-region keyspaces). Every statement is `IF NOT EXISTS`, and added columns are data
+(`Column`) that the runner adds only when the live table lacks them (2.1 has no `ADD IF NOT EXISTS`), so
+re-running a migration that died half-way is safe; the version row is written only after all its steps
+and schema agreement. Only CQL shared by Cassandra 2.1 and 4.x/5.x: no materialized views, SASI, JSON,
+duration or GROUP BY.
 
 Bounds of every partition (no unbounded partitions):
 - sites, cells, routers, capacity, hosts: one partition (`bucket` 0) read whole; bounded by the
@@ -15,6 +17,8 @@ Bounds of every partition (no unbounded partitions):
   leave tombstones, so these tables keep a short gc_grace (1 day): the listing is a projection the owning
   cells republish, so a row resurrected by a missed repair is corrected by the next publish.
 - idempotency: one claim per partition, TTL'd.
+- router_reports: one partition (`bucket` 0), a row per router (bounded like `routers`), every row TTL'd
+  (a day): a retired router's last report ages out by itself.
 - capacity_claims: (host_id): one row per instance on that host, plus the host's totals as static columns
   so claim + totals change in one single-partition LWT.
 - instance_events: (instance_id, day): one instance's events of one day, every row TTL'd (30 days). A log,
@@ -33,8 +37,31 @@ from fedlib.names import check_id, keyspace_for_cell
 _KEYSPACE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _DC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 EVENT_TTL_S = 30 * 24 * 3600
+REPORT_TTL_S = 24 * 3600  # a router report outlives its router by a day, then ages out
 _LISTING_GC_GRACE_S = 24 * 3600
 _TTL_GC_GRACE_S = 3 * 3600  # TTL'd rows reach every replica with their TTL; the hint window is 3 h
+
+
+_COLUMN_TYPE = re.compile(r"^(int|bigint|double|text|map<text, (int|double)>)$")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column a migration adds to an existing table (ALTER TABLE ... ADD), skipped when present."""
+
+    table: str
+    name: str
+    cql_type: str
+
+    def __post_init__(self) -> None:
+        for what in (self.table, self.name):
+            if not re.match(r"^[a-z][a-z0-9_]{0,47}$", what):
+                raise InvalidArgument(f"{what!r} is not a plain CQL identifier", field="column")
+        if not _COLUMN_TYPE.match(self.cql_type):
+            raise InvalidArgument(f"column type {self.cql_type!r} is not one we use", field="cql_type")
+
+    def statement(self, ks: str) -> str:
+        return f"ALTER TABLE {ks}.{self.table} ADD {self.name} {self.cql_type}"
 
 
 @dataclass(frozen=True)
@@ -46,6 +73,7 @@ class Migration:
     # driver ~1-2 s of schema-agreement wait; one at a time a fresh keyspace takes ~15 s instead of ~3 s).
     # Off by default: a later migration altering a table it just created must run in order.
     independent: bool = False
+    columns: tuple[Column, ...] = ()  # added after the statements, one at a time
 
 
 @dataclass(frozen=True)
@@ -120,6 +148,20 @@ def global_migrations(ks: str) -> tuple[Migration, ...]:
                 f"WITH gc_grace_seconds = {_TTL_GC_GRACE_S}",
             ),
             independent=True,
+        ),
+        Migration(
+            2,
+            "instances by status with capacity; router traffic and RTT reports",
+            (
+                # Its own table, not columns of `routers`: a heartbeat row expires seconds after its router
+                # dies, and the view must go on showing that router's last traffic and RTTs with their age.
+                f"CREATE TABLE IF NOT EXISTS {ks}.router_reports (bucket int, router_id text, "
+                "site_id text, reported_at bigint, window_ms bigint, requests_per_second double, "
+                "errors_per_second double, p99_latency_ms double, rtt_ms map<text, double>, "
+                "PRIMARY KEY ((bucket), router_id)) "
+                f"WITH default_time_to_live = {REPORT_TTL_S} AND gc_grace_seconds = {_TTL_GC_GRACE_S}",
+            ),
+            columns=(Column("capacity", "instances_by_status", "map<text, int>"),),
         ),
     )
 

@@ -47,6 +47,7 @@ from replication.model import (
     ListingEntry,
     ListPage,
     RouterMember,
+    RouterReport,
     Site,
 )
 from replication.paging import ListQuery
@@ -66,11 +67,16 @@ class SiteDirectory(Protocol):
 
 
 class RouterMembership(Protocol):
-    """Peer routers announce themselves with heartbeats that expire on their own (TTL)."""
+    """Peer routers announce themselves with heartbeats that expire on their own (TTL), and publish a
+    report (their traffic, their RTTs) with each one. A report outlives the heartbeat (REPORT_TTL_S of
+    replication.schema) and is kept through `leave`: the view shows a gone router's last report, aged.
+    Reports win by `reported_at_ms`, so a late, older one never replaces a newer one."""
 
     async def heartbeat(self, member: RouterMember, *, ttl_s: int) -> None: ...
     async def live_members(self) -> list[RouterMember]: ...  # sorted by router_id
     async def leave(self, router_id: str) -> None: ...
+    async def publish_report(self, report: RouterReport) -> None: ...
+    async def reports(self) -> list[RouterReport]: ...  # sorted by router_id
 
 
 class CapacityBoard(Protocol):

@@ -24,6 +24,7 @@ from cellapi.router.metrics import RouterMetrics
 from cellapi.router.owners import Owners
 from cellapi.router.placement import Placement
 from cellapi.router.prober import Prober
+from cellapi.router.reporter import Reporter
 from cellapi.router.settings import RouterSettings
 from cellapi.router.status_http import StatusServer, start_status_server
 from fedlib.ids import parse_instance_id
@@ -98,8 +99,9 @@ async def start_router(
     def observe(target_site: str, method: str, code: str, seconds: float) -> None:
         metrics.forwarded.labels(settings.site_id, target_site, method, code).observe(seconds)
 
-    def count(method: str, code: str) -> None:
+    def count(method: str, code: str, seconds: float) -> None:
         metrics.requests.labels(settings.site_id, method, code).inc()
+        metrics.request_duration.labels(settings.site_id, method).observe(seconds)
 
     ops = InstanceOps(settings, owners, cells, observe, wall_clock_ms)
     placement = Placement(settings, directory, prober, wall_clock_ms)
@@ -140,12 +142,18 @@ async def start_router(
     )
     if not directory.advertise:
         directory.advertise = f"{listen.rpartition(':')[0]}:{server.port}"
+    reporter = Reporter(settings, store.routers, metrics, prober.rtt_by_site, wall_clock_ms)
+
+    async def heartbeat() -> None:
+        await directory.announce()
+        await reporter.publish()  # after the heartbeat: a failed report never delays being seen alive
+
     await directory.announce()
     await directory.refresh()
     await prober.probe_all()
     running = RunningRouter(settings, directory, prober, server, cells)
     running.tasks = [
-        asyncio.create_task(_every(settings.heartbeat_s, directory.announce, "heartbeat")),
+        asyncio.create_task(_every(settings.heartbeat_s, heartbeat, "heartbeat")),
         asyncio.create_task(_every(settings.refresh_s, directory.refresh, "directory refresh")),
         asyncio.create_task(_every(settings.probe_s, prober.probe_all, "probes")),
     ]

@@ -1,7 +1,7 @@
-"""What a router knows of the federation: sites, cells, capacity summaries and live peer routers, re-read
-from the global keyspace in its own DC (LOCAL_QUORUM) every few seconds, so cells and routers that come
-or go are picked up without restarts. It also announces this router: its site row and an expiring
-heartbeat (TTL), so a dead router disappears on its own."""
+"""What a router knows of the federation: sites, cells, capacity summaries, live peer routers and every
+router's last report (traffic, RTTs), re-read from the global keyspace in its own DC (LOCAL_QUORUM) every
+few seconds, so cells and routers that come or go are picked up without restarts. It also announces this
+router: its site row and an expiring heartbeat (TTL), so a dead router disappears on its own."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cellapi.router.settings import RouterSettings
-from replication.model import CapacitySummary, Cell, RouterMember, Site, SiteState
+from replication.model import CapacitySummary, Cell, RouterMember, RouterReport, Site, SiteState
 from replication.store import Store
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,7 @@ class Snapshot:
     cells: dict[str, Cell] = field(default_factory=dict)
     capacity: dict[str, CapacitySummary] = field(default_factory=dict)
     routers: dict[str, RouterMember] = field(default_factory=dict)
+    reports: dict[str, RouterReport] = field(default_factory=dict)  # by router id, live or not
     taken_at_ms: int = 0
 
     def cell_site(self, cell_id: str) -> str:
@@ -39,9 +40,13 @@ class Directory:
     async def refresh(self) -> None:
         """Keeps the previous snapshot when the store does not answer: stale beats empty."""
         s = self._store
-        sites, cells, capacity, routers = await asyncio.wait_for(
+        sites, cells, capacity, routers, reports = await asyncio.wait_for(
             asyncio.gather(
-                s.directory.list_sites(), s.directory.list_cells(), s.capacity.all(), s.routers.live_members()
+                s.directory.list_sites(),
+                s.directory.list_cells(),
+                s.capacity.all(),
+                s.routers.live_members(),
+                s.routers.reports(),
             ),
             timeout=self._settings.refresh_s * 2,
         )
@@ -50,6 +55,7 @@ class Directory:
             cells={x.cell_id: x for x in cells},
             capacity={x.cell_id: x for x in capacity},
             routers={x.router_id: x for x in routers},
+            reports={x.router_id: x for x in reports},
             taken_at_ms=self._now(),
         )
 

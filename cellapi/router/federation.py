@@ -1,11 +1,16 @@
 """The operator Federation API: what this router knows of every site (directory rows, capacity summaries,
-its own probes), each with the age of the data; placement explanations; drain; the RTT matrix (its own
-row, plus every peer router's row fetched within a deadline). Sites that do not answer are shown as such,
-never hidden, and never block the view. The admin role is checked by the auth interceptor."""
+the reports routers publish with their heartbeats, its own probes), each with the age of the data;
+placement explanations; drain; the RTT matrix. Sites that do not answer are shown as such, never hidden,
+and never block the view. The admin role is checked by the auth interceptor.
+
+Everything here is read from this router's own DC: peers' traffic and RTT rows come from their published
+reports (cellapi.router.reporter), not from asking them. The matrix used to fan out to every peer router;
+that cost a WAN round trip per peer, needed the caller's admin token (so the token-less status page could
+show only its own row) and lost the row of any router that was down. The published rows are at most a
+heartbeat plus replication lag old and carry their age, so the fan-out no longer serves a purpose."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import grpc
@@ -18,9 +23,9 @@ from cellapi.router.peers import rtt_of
 from cellapi.router.placement import Placement
 from cellapi.router.prober import Prober, cell_target, router_target
 from cellapi.router.settings import RouterSettings
+from cellapi.router.site_reports import freshest_by_site, matrix_row, site_traffic
 from fedlib.catalog import resolve_flavor
 from fedlib.errors import InvalidArgument, NotFound
-from fedrpc.channel import open_channel
 from fedrpc.handlers import unary
 from replication.model import CellState
 
@@ -45,14 +50,9 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
     ) -> federation_pb2.ListSitesResponse:
         return self._sites()
 
-    async def snapshot_view(
-        self, metadata: tuple[tuple[str, str], ...] = ()
-    ) -> tuple[federation_pb2.ListSitesResponse, federation_pb2.RttMatrix]:
-        """What ListSites and GetRttMatrix would answer, for in-process readers (the status page). Peer
-        routers demand an admin token for their rows, so without `metadata` carrying one only this
-        router's own row is included (the others are not asked, rather than asked to refuse); with
-        one, each peer's row is fetched within the probe deadline, as GetRttMatrix does."""
-        return self._sites(), await self._rtt_matrix(metadata, local_only=not metadata)
+    async def snapshot_view(self) -> tuple[federation_pb2.ListSitesResponse, federation_pb2.RttMatrix]:
+        """What ListSites and GetRttMatrix answer, for in-process readers (the status page)."""
+        return self._sites(), self._rtt_matrix(local_only=False)
 
     def _sites(self) -> federation_pb2.ListSitesResponse:
         out = federation_pb2.ListSitesResponse(observed_from=self._settings.site_id)
@@ -93,9 +93,23 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
         if routers:
             view.heartbeat_age.FromMilliseconds(max(0, now - max(r.heartbeat_at_ms for r in routers)))
         view.data_age.FromMilliseconds(max(0, now - site.updated_at_ms))
+        self._traffic(view, site_id)
         healths = [c.health for c in view.cells]
         view.health = min(healths, default=common_pb2.HEALTH_UNKNOWN) if routers else common_pb2.OFFLINE
         return view
+
+    def _traffic(self, view: federation_pb2.SiteView, site_id: str) -> None:
+        # Reports close to the site's newest count; three heartbeats apart is still "the same moment".
+        current_ms = int(self._settings.heartbeat_s * 3 * 1000)
+        t = site_traffic(self._directory.snapshot.reports.values(), site_id, current_ms)
+        if t is None:
+            return  # no router of that site ever reported (or its reports aged out): unset, not zero
+        tv = view.traffic
+        tv.requests_per_second, tv.errors_per_second = t.requests_per_second, t.errors_per_second
+        if t.p99_ms is not None:
+            tv.p99_latency.FromMicroseconds(round(t.p99_ms * 1000))
+        tv.data_age.FromMilliseconds(max(0, self._now() - t.reported_at_ms))
+        tv.window.FromMilliseconds(t.window_ms)
 
     def _cell_view(self, cell_id: str) -> federation_pb2.CellView:
         snap, now = self._directory.snapshot, self._now()
@@ -124,6 +138,7 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
                     instances=cap.instances,
                 )
             )
+            view.instances_by_status.update(cap.instances_by_status)
             view.capacity_age.FromMilliseconds(max(0, now - cap.updated_at_ms))
         rtt = self._rtt(cell_target(cell_id))
         if rtt is not None:
@@ -190,49 +205,20 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
     async def GetRttMatrix(
         self, request: federation_pb2.GetRttMatrixRequest, context: grpc.aio.ServicerContext
     ) -> federation_pb2.RttMatrix:
-        metadata = tuple((k, v) for k, v in context.invocation_metadata() or () if k == "authorization")
-        return await self._rtt_matrix(metadata, local_only=request.local_only)
+        return self._rtt_matrix(local_only=request.local_only)
 
-    async def _rtt_matrix(
-        self, metadata: tuple[tuple[str, str], ...], *, local_only: bool
-    ) -> federation_pb2.RttMatrix:
+    def _rtt_matrix(self, *, local_only: bool) -> federation_pb2.RttMatrix:
+        """This router's own row live; every other site's row from its routers' newest report."""
         sites = sorted(self._directory.snapshot.sites)
+        me = self._settings.site_id
         out = federation_pb2.RttMatrix(sites=sites)
-        out.rows.append(self._own_row(sites))
+        out.rows.add(from_site=me, rtt_ms=matrix_row(self._prober.rtt_by_site(), sites))
         if local_only:
             return out
-        peers = [
-            r for r in self._directory.snapshot.routers.values() if r.router_id != self._settings.router_id
-        ]
-        rows = await asyncio.gather(*(self._peer_row(r.endpoint, metadata) for r in peers))
-        out.rows.extend(row for row in rows if row is not None)
+        now = self._now()
+        for site_id, report in sorted(freshest_by_site(self._directory.snapshot.reports.values()).items()):
+            if site_id == me or site_id not in self._directory.snapshot.sites:
+                continue
+            row = out.rows.add(from_site=site_id, rtt_ms=matrix_row(report.rtt_ms, sites))
+            row.data_age.FromMilliseconds(max(0, now - report.reported_at_ms))
         return out
-
-    def _own_row(self, sites: list[str]) -> federation_pb2.RttRow:
-        best: dict[str, float] = {}
-        for cell in self._directory.snapshot.cells.values():
-            rtt = self._rtt(cell_target(cell.cell_id))
-            if rtt is not None:
-                best[cell.site_id] = min(rtt, best.get(cell.site_id, rtt))
-        row = federation_pb2.RttRow(
-            from_site=self._settings.site_id, rtt_ms=[best.get(s, -1.0) for s in sites]
-        )
-        return row
-
-    async def _peer_row(
-        self, endpoint: str, metadata: tuple[tuple[str, str], ...]
-    ) -> federation_pb2.RttRow | None:
-        async with open_channel(self._settings.dial_address(endpoint)) as channel:
-            try:
-                reply = await federation_pb2_grpc.FederationServiceStub(channel).GetRttMatrix(
-                    federation_pb2.GetRttMatrixRequest(local_only=True),
-                    timeout=self._settings.probe_timeout_s,
-                    metadata=metadata,
-                )
-            except grpc.aio.AioRpcError:
-                return None  # that router did not answer in time: its row is missing, not waited for
-        sites = sorted(self._directory.snapshot.sites)
-        got = dict(zip(reply.sites, reply.rows[0].rtt_ms, strict=False)) if reply.rows else {}
-        return federation_pb2.RttRow(
-            from_site=reply.rows[0].from_site if reply.rows else "", rtt_ms=[got.get(s, -1.0) for s in sites]
-        )

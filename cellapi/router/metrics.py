@@ -22,6 +22,13 @@ class RouterMetrics:
             ["site", "method", "code"],
             registry=r,
         )
+        self.request_duration = Histogram(
+            "cellfed_router_request_duration_seconds",
+            "Public and operator API requests, from arrival to answer, by method.",
+            ["site", "method"],
+            buckets=_LATENCY,
+            registry=r,
+        )
         self.forwarded = Histogram(
             "cellfed_router_forward_duration_seconds",
             "Calls from this router to a cell, by target site, method and code.",

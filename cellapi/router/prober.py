@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from cellapi.router import peers
 from cellapi.router.directory import Directory
 from cellapi.router.metrics import RouterMetrics
+from cellapi.router.site_reports import nearest_by_site
 from fedrpc.channel import open_channel
 
 
@@ -81,6 +82,11 @@ class Prober:
 
     def health(self, target: str, **kw: object) -> peers.Health:
         return peers.health_of(self.table, target, self._now(), **kw)  # type: ignore[arg-type]
+
+    def rtt_by_site(self) -> dict[str, float]:
+        """site -> this router's RTT to that site's nearest cell: its row of the RTT matrix."""
+        cells = {c.cell_id: c.site_id for c in self._directory.snapshot.cells.values()}
+        return nearest_by_site(cells, lambda cell_id: peers.rtt_of(self.table, cell_target(cell_id)))
 
     def reachable(self, cell_id: str) -> bool:
         """Fast detection: a SUSPECT or OFFLINE cell gets no new work and is not waited for."""

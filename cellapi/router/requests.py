@@ -104,4 +104,4 @@ def page_size(requested: int) -> int:
     return requested or DEFAULT_PAGE_SIZE
 
 
-Counter = Callable[[str, str], None]  # (method, code): the servicers' request counter
+Counter = Callable[[str, str, float], None]  # (method, code, seconds): the servicers' request counter

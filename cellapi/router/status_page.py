@@ -172,11 +172,14 @@ def _site_card(site: federation_pb2.SiteView, unreachable: bool) -> str:
 
 def _traffic(site: federation_pb2.SiteView) -> str:
     if not site.HasField("traffic"):
-        return "requests: not reported"
+        return "requests: never reported"
     t = site.traffic
-    p99 = _age(t.p99_latency, t.HasField("p99_latency"))
+    p99 = _age(t.p99_latency, t.HasField("p99_latency")) if t.HasField("p99_latency") else "none"
+    window = f" over {_age(t.window, True)}" if t.HasField("window") else ""
+    age = f" \u00b7 reported {_age(t.data_age, True)} ago" if t.HasField("data_age") else ""
     return (
-        f"requests {t.requests_per_second:.1f}/s \u00b7 errors {t.errors_per_second:.1f}/s \u00b7 p99 {p99}"
+        f'<span class="traffic">requests {t.requests_per_second:.1f}/s \u00b7 '
+        f"errors {t.errors_per_second:.1f}/s \u00b7 p99 {p99}{window}{age}</span>"
     )
 
 
@@ -268,7 +271,7 @@ def _rtt_table(m: federation_pb2.RttMatrix, observer: str) -> str:
         mark = ' class="from self"' if site == observer else ' class="from"'
         cells = "".join(_rtt_cell(v) for v in values[: len(sites)])
         if row is None:
-            note = "no answer"
+            note = "no report"
         elif row.HasField("data_age"):
             note = f"{_age(row.data_age, True)} ago"
         else:
@@ -277,11 +280,11 @@ def _rtt_table(m: federation_pb2.RttMatrix, observer: str) -> str:
     out.append("</table>")
     if not sites:
         out.append("<p>No RTTs known yet.</p>")
-    elif any(s not in rows for s in sites):
+    else:
         out.append(
-            '<div class="meta">"?" is unknown. Rows from other sites\' routers come only through the '
-            "operator API (<code>cellctl rtt</code>, which needs an admin token); this page holds "
-            "no credentials.</div>"
+            '<div class="meta">"?" is unknown. Every row but this router\'s own is what that site\'s '
+            "router last published with its heartbeat, read from this router's own datacenter; a site "
+            'whose router never reported has "no report".</div>'
         )
     return "\n".join(out)
 

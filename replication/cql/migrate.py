@@ -1,7 +1,8 @@
 """Brings the global keyspace and the cell keyspaces to the latest version of replication.schema.
 
 Idempotent and versioned: each keyspace records applied versions in its `schema_version` table; a run
-applies only newer migrations, waits for schema agreement after each, then records it. The topology is
+applies only newer migrations, waits for schema agreement after each, then records it. Added columns are
+checked against the live schema first, so a migration that died half-way re-runs cleanly. The topology is
 validated (replication.schema.plan_schema) before the first statement, so a bad setting writes nothing.
 
 Run it from one process at a time (the deployment's migration step), not from every router at start:
@@ -104,6 +105,10 @@ async def _apply_one(
         else:
             for statement in migration.statements:
                 await _ddl(session, statement, limit)
+        for column in migration.columns:
+            # Cassandra 2.1 has no ADD IF NOT EXISTS: a run that died after this ALTER must not repeat it.
+            if not await system.has_column(ks, column.table, column.name):
+                await _ddl(session, column.statement(ks), limit)
         await session.execute(
             f"INSERT INTO {ks}.schema_version (scope, version, description, applied_at) "
             "VALUES ('schema', %s, %s, %s)",
@@ -204,6 +209,19 @@ class _SystemSchema:
                 "WHERE keyspace_name = %s AND columnfamily_name = %s"
             )
         return bool(await self._rows(query, ks, table))
+
+    async def has_column(self, ks: str, table: str, column: str) -> bool:
+        if self._modern:
+            query = (
+                "SELECT column_name FROM system_schema.columns "
+                "WHERE keyspace_name = %s AND table_name = %s AND column_name = %s"
+            )
+        else:
+            query = (
+                "SELECT column_name FROM system.schema_columns "
+                "WHERE keyspace_name = %s AND columnfamily_name = %s AND column_name = %s"
+            )
+        return bool(await self._rows(query, ks, table, column))
 
     async def _rows(self, query: str, *params: str) -> list[dict[str, Any]]:
         return (await self._session.execute(query, params, consistency="ONE")).rows

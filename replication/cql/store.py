@@ -18,7 +18,16 @@ from replication.cql._base import BUCKET, CqlTable, Levels, ts_us
 from replication.cql.idempotency import CqlIdempotency
 from replication.cql.listing import CqlListing
 from replication.cql.session import CqlSession
-from replication.model import CapacitySummary, Cell, IndexEntry, RouterMember, Site, check_ms, check_ttl
+from replication.model import (
+    CapacitySummary,
+    Cell,
+    IndexEntry,
+    RouterMember,
+    RouterReport,
+    Site,
+    check_ms,
+    check_ttl,
+)
 from replication.paging import DEFAULT_SCAN_BUDGET
 
 DEFAULT_TOKEN_KEY = b"cellfed-listing-v1"
@@ -117,10 +126,36 @@ class CqlRouters(CqlTable):
             (BUCKET, check_id(router_id, "router_id")),
         )
 
+    async def publish_report(self, report: RouterReport) -> None:
+        # The table's default TTL ages the row out; the timestamp keeps the newest report.
+        r = report
+        p99 = -1.0 if r.p99_latency_ms is None else r.p99_latency_ms  # protocol v3 has no "unset"
+        await self.run(
+            f"INSERT INTO {self.ks}.router_reports ({_REPORT_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+            (
+                *(BUCKET, r.router_id, r.site_id, r.reported_at_ms, r.window_ms),
+                *(r.requests_per_second, r.errors_per_second, p99, dict(r.rtt_ms)),
+                ts_us(r.reported_at_ms),
+            ),
+        )
+
+    async def reports(self) -> list[RouterReport]:
+        rows = await self.read(
+            f"SELECT {_REPORT_COLUMNS} FROM {self.ks}.router_reports WHERE bucket = ?", (BUCKET,)
+        )
+        return [_report(row) for row in rows]
+
+
+_REPORT_COLUMNS = (
+    "bucket, router_id, site_id, reported_at, window_ms, requests_per_second, errors_per_second, "
+    "p99_latency_ms, rtt_ms"
+)
+
 
 _CAPACITY_COLUMNS = (
     "cell_id, vcpus_total, vcpus_free, mem_mb_total, mem_mb_free, disk_gb_total, disk_gb_free, instances, "
-    "hosts_up, updated_at"
+    "hosts_up, updated_at, instances_by_status"
 )
 
 
@@ -129,11 +164,13 @@ class CqlCapacity(CqlTable):
         s = summary
         await self.run(
             f"INSERT INTO {self.ks}.capacity (bucket, {_CAPACITY_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
             (
                 *(BUCKET, s.cell_id, s.vcpus_total, s.vcpus_free, s.mem_mb_total, s.mem_mb_free),
                 *(s.disk_gb_total, s.disk_gb_free, s.instances, s.hosts_up),
-                *(s.updated_at_ms, ts_us(s.updated_at_ms)),
+                # Inserting a map replaces it whole (its tombstone carries the same timestamp - 1 us), so
+                # a status that dropped to none does not linger, and an older publish cannot revive one.
+                *(s.updated_at_ms, dict(s.instances_by_status), ts_us(s.updated_at_ms)),
             ),
         )
 
@@ -266,4 +303,18 @@ def _capacity(r: dict[str, Any]) -> CapacitySummary:
         instances=r["instances"],
         hosts_up=r["hosts_up"],
         updated_at_ms=r["updated_at"],
+        instances_by_status=dict(r["instances_by_status"] or {}),  # an empty map reads back as null
+    )
+
+
+def _report(r: dict[str, Any]) -> RouterReport:
+    return RouterReport(
+        router_id=r["router_id"],
+        site_id=r["site_id"],
+        reported_at_ms=r["reported_at"],
+        window_ms=r["window_ms"],
+        requests_per_second=r["requests_per_second"],
+        errors_per_second=r["errors_per_second"],
+        p99_latency_ms=None if r["p99_latency_ms"] < 0 else r["p99_latency_ms"],
+        rtt_ms=dict(r["rtt_ms"] or {}),
     )

@@ -22,6 +22,7 @@ from replication.model import (
     InstanceStatus,
     ListingEntry,
     RouterMember,
+    RouterReport,
     Site,
     SiteState,
 )
@@ -108,6 +109,52 @@ async def test_capacity_upsert(h: Harness) -> None:
     await c.remove(cell, at_ms=T0 + 4)
     with pytest.raises(NotFound):
         await c.get(cell)
+
+
+async def test_capacity_carries_instances_by_status_newest_whole(h: Harness) -> None:
+    c, cell = h.store.capacity, f"cell-{h.unique}"
+
+    def summary(at: int, **by_status: int) -> CapacitySummary:
+        n = sum(by_status.values())
+        return CapacitySummary(cell, 64, 60, 262144, 1024, 4000, 100, n, 4, at, by_status)
+
+    await c.publish(summary(T0 + 1, ACTIVE=3, BUILDING=2))
+    assert (await c.get(cell)).instances_by_status == {"ACTIVE": 3, "BUILDING": 2}
+    await c.publish(summary(T0 + 3, ACTIVE=5))  # the builds finished: BUILDING must not linger
+    await c.publish(summary(T0 + 2, ACTIVE=4, ERROR=1))  # older, arriving late: changes nothing
+    assert await c.get(cell) == summary(T0 + 3, ACTIVE=5)
+    await c.publish(summary(T0 + 4))  # every instance gone: an empty map, not the last one
+    assert (await c.get(cell)).instances_by_status == {}
+    with pytest.raises(InvalidArgument) as err:
+        summary(T0, active=1)
+    assert err.value.field == "instances_by_status"
+
+
+def _report(router: str, at: int, rps: float, rtt: dict[str, float]) -> RouterReport:
+    return RouterReport(router, "par1", at, 30_000, rps, rps / 10, 12.5 if rps else None, rtt)
+
+
+async def test_router_reports_newest_wins_and_outlive_the_heartbeat(h: Harness) -> None:
+    r = h.store.routers
+    a, b = f"ra-{h.unique}", f"rb-{h.unique}"
+    await r.heartbeat(RouterMember(a, "par1", "ra:7000", h.now_ms()), ttl_s=2)
+    await r.publish_report(_report(a, T0 + 10, 4.0, {"nyc1": 36.5, "par1": 0.4}))
+    await r.publish_report(_report(a, T0 + 5, 9.0, {"sin1": 90.0}))  # older, late: ignored whole
+    await r.publish_report(_report(b, T0 + 7, 0.0, {}))
+
+    def mine(reports: list[RouterReport]) -> list[RouterReport]:
+        return [x for x in reports if x.router_id.endswith(h.unique)]
+
+    assert mine(await r.reports()) == [
+        _report(a, T0 + 10, 4.0, {"nyc1": 36.5, "par1": 0.4}),
+        _report(b, T0 + 7, 0.0, {}),
+    ]
+    assert mine(await r.reports())[1].p99_latency_ms is None
+    await r.publish_report(_report(a, T0 + 20, 2.0, {"par1": 0.5}))  # a site left the map: gone from it
+    await r.leave(a)
+    await h.advance(2.5)  # the heartbeat expired; the report stays, for the view to show with its age
+    assert [m.router_id for m in await r.live_members() if m.router_id.endswith(h.unique)] == []
+    assert mine(await r.reports())[0] == _report(a, T0 + 20, 2.0, {"par1": 0.5})
 
 
 def _index(cell: str, n: int, status: InstanceStatus, at: int) -> IndexEntry:

@@ -43,20 +43,54 @@ async def test_apply_twice_is_a_noop_and_records_the_version(sessions: dict[str,
     args: dict[str, Any] = dict(global_keyspace=ks, dcs=dict.fromkeys(topo, 1), known_dcs=topo)
     first = await apply_schema(s, cells=[(par, "eu-west")], **args)
     assert [(a.keyspace, a.from_version, a.to_version) for a in first] == [
-        (ks, 0, 1),
+        (ks, 0, 2),
         (keyspace_for_cell(par), 0, 1),
     ]
     again = await apply_schema(s, cells=[(par, "eu-west"), (nyc, "us-east")], **args)
     assert [(a.from_version, a.to_version, a.replication_changed) for a in again] == [
-        (1, 1, False),
+        (2, 2, False),
         (1, 1, False),
         (0, 1, False),  # only the new cell's keyspace is created
     ]
     rows = (
         await s.execute(f"SELECT version, description FROM {ks}.schema_version", consistency="QUORUM")
     ).rows
-    assert [r["version"] for r in rows] == [1]
+    assert [r["version"] for r in rows] == [2, 1]
     assert await current_version(s, keyspace_for_cell(nyc)) == 1
+
+
+async def test_v1_keyspace_migrates_to_v2_even_after_a_run_that_died_half_way(
+    sessions: dict[str, CqlSession],
+) -> None:
+    from replication.cql import migrate
+    from replication.cql.store import CqlStore
+    from replication.model import CapacitySummary, RouterReport
+    from replication.schema import KeyspacePlan, global_migrations
+
+    s = sessions["eu-west"]
+    topo = await read_topology(s)
+    ks, _, _ = _names()
+    dcs = dict.fromkeys(topo, 1)
+    v1 = KeyspacePlan(ks, dcs, global_migrations(ks)[:1])
+    system = await migrate._SystemSchema.detect(s)
+    await migrate._apply_one(s, system, v1, asyncio.Semaphore(1))
+    await s.execute(
+        f"INSERT INTO {ks}.capacity (bucket, cell_id, vcpus_total, vcpus_free, mem_mb_total, mem_mb_free, "
+        "disk_gb_total, disk_gb_free, instances, hosts_up, updated_at) VALUES (0, 'old-c1', 8, 8, 1, 1, "
+        "1, 1, 0, 1, 1)",
+        consistency="LOCAL_QUORUM",
+    )
+    # A v2 run that died after its ALTER and before recording the version: the column exists already.
+    await s.execute(f"ALTER TABLE {ks}.capacity ADD instances_by_status map<text, int>", timeout_s=30.0)
+    await migrate.wait_for_schema_agreement(s)
+    applied = await apply_schema(s, global_keyspace=ks, dcs=dcs, cells=[], known_dcs=topo)
+    assert [(a.from_version, a.to_version) for a in applied] == [(1, 2)]
+    store = CqlStore(s, keyspace=ks)
+    assert (await store.capacity.get("old-c1")).instances_by_status == {}  # a row from before v2
+    await store.capacity.publish(CapacitySummary("new-c1", 8, 6, 1, 1, 1, 1, 2, 1, 5, {"ACTIVE": 2}))
+    assert (await store.capacity.get("new-c1")).instances_by_status == {"ACTIVE": 2}
+    await store.routers.publish_report(RouterReport("par1-r1", "par1", 5, 1000, 1.0, 0.0, 2.0, {"par1": 1}))
+    assert [r.rtt_ms for r in await store.routers.reports()] == [{"par1": 1.0}]
 
 
 async def test_bad_topology_is_refused_before_anything_is_written(sessions: dict[str, CqlSession]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import os
+import re
 import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -296,20 +297,46 @@ async def test_the_page_shows_every_site_healthy(observer: RunningRouter) -> Non
     assert sites.badge == {n: "HEALTHY" for n in names}
 
 
+def rtt_values(body: str) -> dict[str, list[str]]:
+    """The RTT heatmap's rows as shown: from-site -> its cells' texts."""
+    table = body[body.index('<table class="rtt"') :]
+    rows = re.findall(r"<tr><th[^>]*>([\w-]+)</th>(.*?)</tr>", table)
+    return {site: re.findall(r'<td style="[^"]*">([^<]*)</td>', cells) for site, cells in rows}
+
+
 @pytest.mark.cassandra
 @pytest.mark.libvirt
-async def test_peer_rtt_rows_need_a_token_so_the_page_has_its_own_row_only(
+async def test_the_whole_rtt_matrix_comes_from_published_rows_without_a_token(
     fed: Federation, observer: RunningRouter
 ) -> None:
+    """Every router publishes its row with its heartbeat; the token-less page and the operator API both
+    show all of them, each measured by its own router (nyc1's row sees Paris across the emulated WAN)."""
     admin = Client([f"127.0.0.1:{observer.port}"], fed.tokens["admin"])
+    names = sorted(s.site for s in SITES)
+    deadline = time.monotonic() + 30
     try:
-        matrix = await admin.rtt_matrix()  # the operator API, with a token: every router's row
+        while True:
+            matrix = await admin.rtt_matrix()
+            rows = {r.from_site: list(r.rtt_ms) for r in matrix.rows}
+            if set(rows) == set(names) and all(v >= 0 for row in rows.values() for v in row):
+                break
+            assert time.monotonic() < deadline, f"rows never all measured: {rows}"
+            await asyncio.sleep(0.5)
     finally:
         await admin.close()
-    assert {r.from_site for r in matrix.rows} == {s.site for s in SITES}
+    assert list(matrix.sites) == names
+    col = {s: i for i, s in enumerate(names)}
+    # nyc1's router reaches the Paris cell through its own delay proxy; its own cell is a loopback hop.
+    assert rows["nyc1"][col["par1"]] >= 0.8 * fed.rtt[("nyc1", "par1")] > rows["nyc1"][col["nyc1"]]
+    assert rows["sin1"][col["nyc1"]] >= 0.8 * fed.rtt[("sin1", "nyc1")]
+    by_site = {r.from_site: r for r in matrix.rows}
+    assert not by_site["par1"].HasField("data_age")  # the answering router's own row is live
+    assert 0 <= by_site["nyc1"].data_age.ToMilliseconds() < 10_000
     assert observer.status_port is not None
     _, _, body = await aget(observer.status_port)
-    assert body.count("no answer") == 2 and "this router, live" in body
+    shown = rtt_values(body)
+    assert set(shown) == set(names) and "?" not in [v for row in shown.values() for v in row], shown
+    assert "no report" not in body and "this router, live" in body
 
 
 @pytest.mark.cassandra

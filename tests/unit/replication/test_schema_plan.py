@@ -33,8 +33,26 @@ def test_migrations_are_versioned_idempotent_and_portable(migrations) -> None:  
         for stmt in m.statements:
             assert stmt.startswith(f"CREATE TABLE IF NOT EXISTS {ks}."), stmt
             assert not FORBIDDEN.search(stmt), stmt
+        for column in m.columns:
+            assert column.statement(ks).startswith(f"ALTER TABLE {ks}.{column.table} ADD "), column
+            assert not FORBIDDEN.search(column.statement(ks)), column
     tables = {s.split()[5].split("(")[0] for m in steps for s in m.statements}
     assert f"{ks}.schema_version" in tables
+    # A column is only ever added to a table an earlier migration created.
+    for m in steps:
+        earlier = {s.split()[5].split("(")[0] for e in steps if e.version < m.version for s in e.statements}
+        assert all(f"{ks}.{c.table}" in earlier for c in m.columns), m.version
+
+
+def test_columns_refuse_what_is_not_plain_cql() -> None:
+    from replication.schema import Column
+
+    with pytest.raises(Exception) as err:
+        Column("capacity", "x; DROP TABLE y", "int")
+    assert "identifier" in str(err.value)
+    with pytest.raises(Exception) as err:
+        Column("capacity", "d", "duration")
+    assert "type" in str(err.value)
 
 
 def test_keyspace_names_are_parameters_not_constants() -> None:
@@ -47,8 +65,18 @@ def test_keyspace_names_are_parameters_not_constants() -> None:
 
 def test_tables_the_design_requires() -> None:
     global_tables = " ".join(s for m in global_migrations("g") for s in m.statements)
-    for table in ("sites", "cells", "routers", "capacity", "instance_index", "listing_by_created"):
+    for table in (
+        "sites",
+        "cells",
+        "routers",
+        "capacity",
+        "instance_index",
+        "listing_by_created",
+        "router_reports",
+    ):
         assert f"g.{table} (" in global_tables
+    added = {(c.table, c.name) for m in global_migrations("g") for c in m.columns}
+    assert ("capacity", "instances_by_status") in added
     assert "PRIMARY KEY ((tenant, request_id, region))" in global_tables
     assert "PRIMARY KEY ((tenant, shard), created_at, instance_id)" in global_tables
     assert "PRIMARY KEY ((tenant, shard), name, instance_id)" in global_tables
@@ -74,7 +102,7 @@ def test_plan_places_each_cell_keyspace_in_its_dc_only() -> None:
         known_dcs=KNOWN,
     )
     assert [(p.keyspace, p.replication, p.latest) for p in plans] == [
-        ("cellfed", {"eu-west": 3, "us-east": 1}, 1),
+        ("cellfed", {"eu-west": 3, "us-east": 1}, 2),
         ("cellfed_cell_par1", {"eu-west": 3}, 1),
         ("cellfed_cell_nyc_1", {"us-east": 1}, 1),
     ]

@@ -91,12 +91,18 @@ def sample() -> federation_pb2.ListSitesResponse:
     par.traffic.requests_per_second = 12.5
     par.traffic.errors_per_second = 0.25
     par.traffic.p99_latency.FromMilliseconds(42)
+    par.traffic.window.FromSeconds(30)
+    par.traffic.data_age.FromMilliseconds(1_200)
+    sin = site("sin1", common_pb2.OFFLINE, capacity(64, 64, 131_072, 131_072), age_ms=45_000, router=False)
+    sin.traffic.requests_per_second = 3.0  # its last report, from before it went away
+    sin.traffic.data_age.FromSeconds(50)
+    sin.traffic.window.FromSeconds(30)
     return federation_pb2.ListSitesResponse(
         observed_from="par1",
         sites=[
             par,
             site("nyc1", common_pb2.DEGRADED, capacity(64, 4, 131_072, 6_554)),
-            site("sin1", common_pb2.OFFLINE, capacity(64, 64, 131_072, 131_072), age_ms=45_000, router=False),
+            sin,
             site("drn1", common_pb2.DRAINED, capacity(8, 8, 8192, 8192)),
             site("unk1", common_pb2.HEALTH_UNKNOWN),
         ],
@@ -105,9 +111,12 @@ def sample() -> federation_pb2.ListSitesResponse:
 
 
 def matrix() -> federation_pb2.RttMatrix:
+    """par1's own row live, nyc1's as it last published it, sin1 never reported."""
     sites = ["nyc1", "par1", "sin1"]
+    nyc = federation_pb2.RttRow(from_site="nyc1", rtt_ms=[0.4, 37.0, 95.0])
+    nyc.data_age.FromMilliseconds(1_800)
     return federation_pb2.RttMatrix(
-        sites=sites, rows=[federation_pb2.RttRow(from_site="par1", rtt_ms=[38.0, 0.6, -1.0])]
+        sites=sites, rows=[federation_pb2.RttRow(from_site="par1", rtt_ms=[38.0, 0.6, -1.0]), nyc]
     )
 
 
@@ -169,8 +178,11 @@ def test_ages_instances_routers_and_traffic() -> None:
     par = page.site_text("par1")
     assert "heartbeat 800 ms ago" in par and "data as of 1.5 s ago" in par
     assert "par1-r1 (127.0.0.1:7000" in par
-    assert "requests 12.5/s" in par and "errors 0.2/s" in par and "p99 42 ms" in par
-    assert "requests: not reported" in page.site_text("nyc1")
+    assert "requests 12.5/s" in par and "errors 0.2/s" in par and "p99 42 ms over 30 s" in par
+    assert "reported 1.2 s ago" in par
+    assert "requests: never reported" in page.site_text("nyc1")
+    assert "requests 3.0/s" in page.site_text("sin1") and "p99 none" in page.site_text("sin1")
+    assert "reported 50 s ago" in page.site_text("sin1")  # an unreachable site's last report, aged
     row = re.search(r'<tr class="cell" data-cell="par1-c1".*?</tr>', render(sample(), matrix(), NOW_MS))
     assert row is not None and "<td>3</td>" in row.group(0)  # instances
 
@@ -218,9 +230,10 @@ def test_rtt_heatmap_unknown_values_and_missing_rows() -> None:
     cells = dict((r[0], re.findall(r'<td style="background:([^"]+)">([^<]*)</td>', r[1])) for r in rows)
     assert [v for _, v in cells["par1"]] == ["38", "0.6", "?"]
     assert cells["par1"][2][0] == "#e0e0e0"  # unknown: grey
-    assert [v for _, v in cells["sin1"]] == ["?", "?", "?"] and "no answer" in table
+    assert [v for _, v in cells["nyc1"]] == ["0.4", "37", "95"] and "1.8 s ago" in table  # published
+    assert [v for _, v in cells["sin1"]] == ["?", "?", "?"] and "no report" in table
     assert '<th class="from self">par1</th>' in table and "this router, live" in table
-    assert "cellctl rtt" in table  # says why the other rows are missing
+    assert "last published with its heartbeat" in table  # says where the other rows come from
 
 
 def test_rtt_colour_goes_from_green_to_red_as_rtt_grows() -> None:
