@@ -1,11 +1,13 @@
 """`cellctl`'s operator commands (the Federation API; the token needs the admin role): every site's
-health and capacity, why a create would land where it lands, the RTT matrix, draining a cell."""
+health, capacity and traffic (once, or live with `top`), why a create would land where it lands, the
+RTT matrix, draining a cell."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import click
+from rich.console import Group
 
 from cellapi.cli_config import RawOptions
 from cellapi.cli_render_admin import (
@@ -17,21 +19,24 @@ from cellapi.cli_render_admin import (
     sites_table,
     sites_warning,
 )
+from cellapi.cli_render_top import traffic_table
 from cellapi.cli_requests import cell_name, explain_request, near_from, near_options
 from cellapi.cli_session import Session, run
+from cellapi.cli_top import top
 
 
 @click.command()
 @click.pass_obj
 def sites(raw: RawOptions) -> None:
-    """Every site and cell: health, capacity used/free, instances, heartbeat age, RTT (admin)."""
+    """Every site and cell: health, capacity used/free, instances by status, heartbeat age, RTT, and each
+    site's traffic (request and error rates, p99) with the age of its report (admin)."""
 
     async def go(s: Session) -> int:
         view = await s.client.sites()
         s.note(sites_warning(view))
         if not s.config.json:
             s.line(sites_caption(view))
-        s.show(view, lambda: sites_table(view))
+        s.show(view, lambda: Group(sites_table(view), "", traffic_table(view)))
         return 0
 
     run(raw, go)
@@ -66,7 +71,7 @@ def rtt(raw: RawOptions) -> None:
         answered = {r.from_site for r in matrix.rows}
         missing = [site for site in matrix.sites if site not in answered]
         if missing:
-            s.note(f"warning: routers of {', '.join(missing)} did not answer; their rows are empty")
+            s.note(f"warning: routers of {', '.join(missing)} never published a report; their rows are empty")
         s.show(matrix, lambda: rtt_table(matrix))
         return 0
 
@@ -99,4 +104,4 @@ def _drain_command(drained: bool) -> click.Command:
     return command
 
 
-ADMIN_COMMANDS = (sites, explain, rtt, _drain_command(True), _drain_command(False))
+ADMIN_COMMANDS = (sites, top, explain, rtt, _drain_command(True), _drain_command(False))

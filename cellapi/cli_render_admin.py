@@ -42,6 +42,7 @@ _SITES_COLUMNS = (
     "DISK GB used/free",
     "HOSTS UP",
     "INSTANCES",
+    "BY STATUS",
     "CAP AGE",
     "RTT",
 )
@@ -59,7 +60,7 @@ def sites_table(view: federation_pb2.ListSitesResponse) -> Table:
             fmt_duration(site.heartbeat_age, present=site.HasField("heartbeat_age")),
         )
         if not site.cells:
-            add_row(t, *head, *(NONE,) * 9, style=style)
+            add_row(t, *head, *(NONE,) * (len(_SITES_COLUMNS) - len(head)), style=style)
         for cell in site.cells:
             add_row(t, *head, *_cell_cells(cell), style=style)
     return t
@@ -79,6 +80,8 @@ def _cell_cells(cell: federation_pb2.CellView) -> tuple[str, ...]:
         used_free(cap.disk_gb_total, cap.disk_gb_free),
         str(cap.hosts_up) if has_cap else NONE,
         str(cap.instances) if has_cap else NONE,
+        # No spaces: one cell, easy to cut (cli_render_top.by_status_text writes the same shape).
+        ",".join(f"{k}={v}" for k, v in sorted(cell.instances_by_status.items()) if v) or NONE,
         fmt_duration(cell.capacity_age, present=cell.HasField("capacity_age")),
         fmt_duration(cell.rtt, present=cell.HasField("rtt")),
     )
@@ -134,17 +137,19 @@ def explain_choice(ex: federation_pb2.PlacementExplanation) -> str:
 
 
 def rtt_table(m: federation_pb2.RttMatrix) -> Table:
-    """Rows are the measuring router's site; a site whose router did not answer has a row of "-"."""
+    """Rows are the measuring router's site; a site whose router never published a row shows "-"."""
     t = table("FROM \\ TO", *m.sites, "DATA AGE")
     rows = {r.from_site: r for r in m.rows}
     for site in m.sites:
         row = rows.get(site)
         if row is None:
-            add_row(t, site, *(NONE,) * len(m.sites), "no answer", style="dim")
+            add_row(t, site, *(NONE,) * len(m.sites), "no report", style="dim")
             continue
         cells = [fmt_ms(v) if v >= 0 else "?" for v in row.rtt_ms]
         cells += [NONE] * (len(m.sites) - len(cells))
-        add_row(t, site, *cells, fmt_duration(row.data_age, present=row.HasField("data_age")))
+        # Only the answering router's own row comes without an age: it is measured live.
+        age = fmt_duration(row.data_age) if row.HasField("data_age") else "live"
+        add_row(t, site, *cells, age)
     return t
 
 

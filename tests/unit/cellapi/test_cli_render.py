@@ -183,7 +183,9 @@ def site_view(
 ) -> federation_pb2.SiteView:
     view = federation_pb2.SiteView(name=f"sites/{site}", site=site, region=region, health=health)
     view.heartbeat_age.CopyFrom(ms(1_200))
-    cell = view.cells.add(cell=f"{site}-c1", site=site, health=health)
+    cell = view.cells.add(
+        cell=f"{site}-c1", site=site, health=health, instances_by_status={"ACTIVE": used_vcpus}
+    )
     cell.capacity.CopyFrom(
         common_pb2.Capacity(
             vcpus_total=32,
@@ -223,6 +225,7 @@ def test_sites_table_one_row_per_cell_with_capacity_ages_and_rtt() -> None:
         "40/960",
         "1",
         "2",
+        "ACTIVE=2",
         "800ms",
         "40ms",
     ]
@@ -237,10 +240,11 @@ def test_site_without_cells_or_capacity_still_shows() -> None:
     bare = federation_pb2.SiteView(site="ams1", region="eu-west", health=common_pb2.HEALTH_UNKNOWN)
     fresh = site_view("lis1", "eu-west", common_pb2.HEALTHY)
     fresh.cells[0].ClearField("capacity")
+    fresh.cells[0].ClearField("instances_by_status")  # it comes with the capacity summary
     fresh.cells[0].ClearField("rtt")
     lines = text(sites_table(federation_pb2.ListSitesResponse(sites=[bare, fresh])))
-    assert row(lines, "ams1") == ["ams1", "eu-west", "UNKNOWN", "-", *["-"] * 9]
-    assert row(lines, "lis1")[6:] == ["-", "-", "-", "-", "-", "800ms", "-"]
+    assert row(lines, "ams1") == ["ams1", "eu-west", "UNKNOWN", "-", *["-"] * 10]
+    assert row(lines, "lis1")[6:] == ["-", "-", "-", "-", "-", "-", "800ms", "-"]
     assert used_free(0, 0) == "-"
 
 
@@ -272,7 +276,10 @@ def test_rtt_matrix_shows_unknowns_and_silent_routers() -> None:
     lines = text(rtt_table(m))
     assert row(lines, "FROM \\ TO") == ["FROM \\ TO", "nyc1", "par1", "sin1", "DATA AGE"]
     assert row(lines, "par1") == ["par1", "40ms", "0ms", "?", "3.0s"]
-    assert row(lines, "sin1") == ["sin1", "-", "-", "-", "no answer"]
+    m.rows.add(from_site="nyc1", rtt_ms=[0.3, 39.0, 95.0])  # no age: the answering router's own row
+    lines = text(rtt_table(m))
+    assert row(lines, "nyc1") == ["nyc1", "0ms", "39ms", "95ms", "live"]
+    assert row(lines, "sin1") == ["sin1", "-", "-", "-", "no report"]
 
 
 def test_cell_line() -> None:
