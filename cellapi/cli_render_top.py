@@ -25,6 +25,11 @@ def by_status_text(counts: dict[str, int] | Counter[str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(counts.items()) if v) or NONE
 
 
+def fmt_latency(us: int) -> str:
+    """Like fmt_ms, but sub-10 ms latencies keep a decimal: a local call's p99 is 0.4ms, not 0ms."""
+    return f"{us / 1000:.1f}ms" if us < 10_000 else fmt_ms(us / 1000)
+
+
 def _unreachable(site: federation_pb2.SiteView, view: federation_pb2.ListSitesResponse) -> bool:
     return site.site in view.unreachable_sites or site.health in _UNWELL
 
@@ -34,7 +39,7 @@ def traffic_cells(site: federation_pb2.SiteView) -> tuple[str, str, str, str]:
     if not site.HasField("traffic"):
         return NONE, NONE, NONE, "never"
     t = site.traffic
-    p99 = fmt_duration(t.p99_latency) if t.HasField("p99_latency") else NONE
+    p99 = fmt_latency(t.p99_latency.ToMicroseconds()) if t.HasField("p99_latency") else NONE
     age = f"{fmt_duration(t.data_age)} ago" if t.HasField("data_age") else NONE
     return f"{t.requests_per_second:.1f}", f"{t.errors_per_second:.1f}", p99, age
 

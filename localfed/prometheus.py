@@ -93,6 +93,12 @@ def recording_rules(window: str = LOCAL_WINDOW) -> dict[str, Any]:
         (errors, f'sum by (site) (rate(cellfed_router_requests_total{{code!="OK"}}[{w}]))'),
         # 0, not absent, while a site has requests and no errors (the error series do not exist yet).
         (f"site:cellfed_router_request_errors:ratio_rate{w}", f"({errors} or {requests} * 0) / {requests}"),
+        # The same histogram the routers summarise for the federation view (cellapi.router.traffic).
+        (
+            f"site:cellfed_router_request_duration_seconds:p99_rate{w}",
+            "histogram_quantile(0.99, sum by (site, le) "
+            f"(rate(cellfed_router_request_duration_seconds_bucket[{w}])))",
+        ),
         (
             f"site_target_site:cellfed_router_forward_duration_seconds:p99_rate{w}",
             "histogram_quantile(0.99, sum by (site, target_site, le) "

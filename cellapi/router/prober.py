@@ -84,8 +84,11 @@ class Prober:
         return peers.health_of(self.table, target, self._now(), **kw)  # type: ignore[arg-type]
 
     def rtt_by_site(self) -> dict[str, float]:
-        """site -> this router's RTT to that site's nearest cell: its row of the RTT matrix."""
-        cells = {c.cell_id: c.site_id for c in self._directory.snapshot.cells.values()}
+        """site -> this router's RTT to that site's nearest reachable cell: its row of the RTT matrix.
+        A cell that stopped answering has no RTT now (its last EWMA would read as a live figure)."""
+        cells = {
+            c.cell_id: c.site_id for c in self._directory.snapshot.cells.values() if self.reachable(c.cell_id)
+        }
         return nearest_by_site(cells, lambda cell_id: peers.rtt_of(self.table, cell_target(cell_id)))
 
     def reachable(self, cell_id: str) -> bool:

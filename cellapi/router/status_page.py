@@ -124,6 +124,11 @@ def fmt_age(ms: int) -> str:
     return f"{whole // 86400} d {whole % 86400 // 3600:02d} h"
 
 
+def latency_text(us: int) -> str:
+    """A latency: sub-millisecond ones keep a decimal (a local call's p99 is often 0.4 ms, not 0 ms)."""
+    return f"{us / 1000:.1f} ms" if us < 10_000 else fmt_age(us // 1000)
+
+
 def _age(d: duration_pb2.Duration, present: bool) -> str:
     return fmt_age(max(0, d.ToMilliseconds())) if present else NONE
 
@@ -174,7 +179,7 @@ def _traffic(site: federation_pb2.SiteView) -> str:
     if not site.HasField("traffic"):
         return "requests: never reported"
     t = site.traffic
-    p99 = _age(t.p99_latency, t.HasField("p99_latency")) if t.HasField("p99_latency") else "none"
+    p99 = latency_text(t.p99_latency.ToMicroseconds()) if t.HasField("p99_latency") else "none"
     window = f" over {_age(t.window, True)}" if t.HasField("window") else ""
     age = f" \u00b7 reported {_age(t.data_age, True)} ago" if t.HasField("data_age") else ""
     return (

@@ -17,6 +17,7 @@ import grpc
 import pytest
 import yaml
 
+from cellapi.client import Client
 from fedrpc.build_info import cellfed_version
 from localfed.prometheus import (
     CONFIG_FILE,
@@ -148,6 +149,58 @@ async def test_error_ratio_rule_per_site(prometheus: PrometheusProcess, traffic:
     query = f"site:cellfed_router_request_errors:ratio_rate{W}"
     # One miss in every three gets, once the window holds nothing but this traffic.
     await until(prometheus, query, lambda r: one_per_site(r) and all(0.25 < s.value < 0.4 for s in r))
+
+
+async def test_request_p99_rule_per_site(prometheus: PrometheusProcess, traffic: None) -> None:
+    query = f"site:cellfed_router_request_duration_seconds:p99_rate{W}"
+    result = await until(prometheus, query, lambda r: one_per_site(r) and all(0 < s.value < 5 for s in r))
+    # Forwarded gets cross the emulated WAN (the farthest pair is ~90 ms each way here): the p99 of
+    # every router's requests is at least a WAN round trip, within a bucket (2.5x).
+    assert all(v >= 0.05 / 2.5 for v in by_site(result).values()), result
+
+
+async def test_the_federation_view_agrees_with_prometheus(
+    fed: Federation, prometheus: PrometheusProcess, traffic: None
+) -> None:
+    """The routers' published traffic (cellctl sites/top, the status page) and the recording rules are
+    computed from the same counters over the same 30 s window: they must tell the same story."""
+    rate = f"site:cellfed_router_requests:rate{W}"
+    p99 = f"site:cellfed_router_request_duration_seconds:p99_rate{W}"
+    admin = Client([fed.router(SITES[0].site)], fed.tokens["admin"], timeout_s=5)
+    deadline = time.monotonic() + WAIT_S
+    try:
+        while True:  # until both windows hold only the steady traffic (or the time is up)
+            view = {s.site: s.traffic for s in (await admin.sites()).sites}
+            prom_rate = by_site(await asyncio.to_thread(prometheus.query, rate))
+            prom_p99 = by_site(await asyncio.to_thread(prometheus.query, p99))
+            problems = _disagreements(view, prom_rate, prom_p99)
+            if not problems or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(2.0)
+    finally:
+        await admin.close()
+    assert not problems, problems
+
+
+def _disagreements(
+    view: dict[str, Any], prom_rate: dict[str, float], prom_p99: dict[str, float]
+) -> list[str]:
+    out = []
+    for site in SITES:
+        t, name = view[site.site], site.site
+        if name not in prom_rate or name not in prom_p99 or not t.requests_per_second:
+            out.append(f"{name}: missing ({t}, {prom_rate}, {prom_p99})")
+            continue
+        if not 0.5 <= t.requests_per_second / prom_rate[name] <= 2.0:
+            out.append(
+                f"{name}: {t.requests_per_second:.2f} req/s in the view, {prom_rate[name]:.2f} in Prometheus"
+            )
+        if not 0.25 < t.errors_per_second / t.requests_per_second < 0.4:  # one miss in three gets
+            out.append(f"{name}: error ratio {t.errors_per_second / t.requests_per_second:.2f} in the view")
+        view_p99 = t.p99_latency.ToMicroseconds() / 1e6
+        if not prom_p99[name] / 2.5 <= view_p99 <= prom_p99[name] * 2.5:  # within a bucket
+            out.append(f"{name}: p99 {view_p99:.3f} s in the view, {prom_p99[name]:.3f} s in Prometheus")
+    return out
 
 
 async def test_forward_latency_p99_follows_the_wan(

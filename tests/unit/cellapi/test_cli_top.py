@@ -156,3 +156,11 @@ def test_sites_shows_instances_by_status_and_traffic(monkeypatch: pytest.MonkeyP
     assert row(lines, "par1-c2")[10:12] == ["3", "ACTIVE=2,ERROR=1"]
     assert "REQ/S" in result.stdout and row(lines, "42ms")[:3] == ["par1", "HEALTHY", "4.0"]
     assert "warning: unreachable sites: sin1" in result.stderr
+
+
+def test_sub_millisecond_latencies_keep_a_decimal() -> None:
+    from cellapi.cli_render_top import fmt_latency
+    from cellapi.router.status_page import latency_text
+
+    assert (fmt_latency(400), fmt_latency(9_950), fmt_latency(42_000)) == ("0.4ms", "9.9ms", "42ms")
+    assert (latency_text(400), latency_text(42_000)) == ("0.4 ms", "42 ms")
