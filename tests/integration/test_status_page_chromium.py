@@ -8,6 +8,7 @@ docs/status-page.png."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import os
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import grpc
 import pytest
 from cellfed.v1 import common_pb2, federation_pb2
 
@@ -245,6 +247,20 @@ async def held_door(port: int, hold_s: float) -> asyncio.Server:
     return await asyncio.start_server(through, "127.0.0.1", 0)
 
 
+async def some_traffic(fed: Federation) -> None:
+    """Listings and misses (NOT_FOUND) through every router: non-zero request and error rates."""
+    for site in SITES:
+        client = fed.client(site.site)
+        try:
+            for _ in range(10):
+                await client.list()
+            for other in SITES:
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    await client.get(f"{other.cell}.00000000000000000000000000")
+        finally:
+            await client.close()
+
+
 def chromium() -> str:
     found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else "")
     if not found:
@@ -367,6 +383,7 @@ async def test_chromium_shows_a_dead_cell_as_unwell_and_the_others_healthy(
     assert port is not None
     await run_chromium("about:blank", tmp_path / "profile", "--dump-dom")  # a warm profile starts faster
     await wait_page(port, lambda p: set(p.health.values()) == {"HEALTHY"} and len(p.health) == 3, "healthy")
+    await some_traffic(fed)  # so every card has request and error rates to show
     fed.kill("cell:sin1")
     await wait_page(port, lambda p: p.health.get("sin1") in UNWELL, "sin1 unwell")
     door = await held_door(port, hold_s=4)
@@ -388,6 +405,8 @@ async def test_chromium_shows_a_dead_cell_as_unwell_and_the_others_healthy(
     assert set(dom.health) == {"par1", "nyc1", "sin1"}, dom.health
     assert dom.badge["sin1"] in UNWELL and dom.health["sin1"] == dom.badge["sin1"], seen
     assert dom.badge["par1"] == dom.badge["nyc1"] == "HEALTHY", seen
+    body = (await aget(port))[2]
+    assert body.count('class="traffic"') == 3  # every site's last report, the dead cell's site's too
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shot, ARTIFACT)
