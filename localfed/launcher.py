@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localfed.processes import spawn, stop_all, wait_ready
+from localfed.processes import free_port, spawn, stop_all, wait_ready
 from localfed.sites import SiteSpec, rtt_matrix
 from localfed.wan_proxy import DelayProxy, ProxyHost
 
@@ -40,7 +40,9 @@ class LocalFederation:
     router_ports: dict[str, int] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    proxies: dict[tuple[str, str], DelayProxy] = field(default_factory=dict)
+    # (from site, to site) -> the delayed paths from the one's router to the other's cell and router
+    proxies: dict[tuple[str, str], list[DelayProxy]] = field(default_factory=dict)
+    dials: dict[str, dict[str, str]] = field(default_factory=dict)  # site -> {endpoint: proxy to dial}
     client_proxies: dict[str, DelayProxy] = field(default_factory=dict)
     proxy_host: ProxyHost = field(default_factory=ProxyHost)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -59,6 +61,11 @@ class LocalFederation:
             progress("applying the schema")
             await self.apply_schema()
         self._tokens()
+        # Router ports are chosen before any router starts, so each can be given a delayed path to every
+        # peer (peers find each other through the directory and probe each other across the WAN).
+        self.router_ports = {s.site: free_port() for s in self.router_sites()}
+        if self.mode == "central":
+            await self._register_routerless_sites()
         for s in self.sites:
             progress(f"starting the cell of {s.city} ({s.cell}) and {s.hosts} compute agents")
             self._start_cell(s)
@@ -80,6 +87,25 @@ class LocalFederation:
                 cells=[(s.cell, s.region) for s in self.sites],
                 known_dcs=await read_topology(session),
             )
+        finally:
+            await session.aclose()
+
+    async def _register_routerless_sites(self) -> None:
+        """A router announces its site; in the central baseline only the first site has one, so the
+        others are registered as an operator registers cells in Nova cells v2, served by that router."""
+        from replication.cql.session import connect
+        from replication.cql.store import CqlStore
+        from replication.model import Site, SiteState
+
+        session = await asyncio.to_thread(connect, self.contact_points, self.sites[0].region)
+        try:
+            directory = CqlStore(session, keyspace=self.keyspace).directory
+            now_ms = int(time.time() * 1000)
+            central = self.router(self.sites[0].site)
+            for s in self.sites[1:]:
+                await directory.put_site(
+                    Site(s.site, s.region, s.lat, s.lon, central, SiteState.ENABLED, now_ms)
+                )
         finally:
             await session.aclose()
 
@@ -162,14 +188,20 @@ class LocalFederation:
             self.procs[f"agent:{host}"] = agent
             self.metrics_ports[f"agent:{host}"] = int(wait_ready(agent, f"agent {host}")["metrics"])
 
+    def _wan_path(self, src: str, dst: str, port: int) -> list[str]:
+        """A delay proxy from site `src` to a component of site `dst` on `port`, as a --dial override."""
+        proxy = self.proxy_host.add("127.0.0.1", port, self.rtt[(src, dst)] / 2)
+        self.proxies.setdefault((src, dst), []).append(proxy)
+        self.dials.setdefault(src, {})[f"127.0.0.1:{port}"] = proxy.address
+        return ["--dial", f"127.0.0.1:{port}={proxy.address}"]
+
     async def _start_router(self, s: SiteSpec) -> None:
         dial = []
         for other in self.sites:
             if other.site != s.site:
-                port = self.cell_ports[other.site]
-                proxy = self.proxy_host.add("127.0.0.1", port, self.rtt[(s.site, other.site)] / 2)
-                self.proxies[(s.site, other.site)] = proxy
-                dial += ["--dial", f"127.0.0.1:{port}={proxy.address}"]
+                dial += self._wan_path(s.site, other.site, self.cell_ports[other.site])
+                if other.site in self.router_ports:
+                    dial += self._wan_path(s.site, other.site, self.router_ports[other.site])
         proc = spawn(
             [
                 "router",
@@ -185,7 +217,7 @@ class LocalFederation:
                 "--lon",
                 str(s.lon),
                 "--listen",
-                "127.0.0.1:0",
+                f"127.0.0.1:{self.router_ports[s.site]}",
                 "--cassandra",
                 ",".join(self.contact_points),
                 "--local-dc",
@@ -202,10 +234,7 @@ class LocalFederation:
         )
         self.procs[f"router:{s.site}"] = proc
         ready = await asyncio.to_thread(wait_ready, proc, f"router {s.site}")
-        self.router_ports[s.site], self.metrics_ports[f"router:{s.site}"] = (
-            int(ready["port"]),
-            int(ready["metrics"]),
-        )
+        self.metrics_ports[f"router:{s.site}"] = int(ready["metrics"])
 
     @property
     def _consistency(self) -> str:
@@ -237,16 +266,19 @@ class LocalFederation:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
 
+    def _paths_of(self, site: str) -> list[DelayProxy]:
+        paths = [p for (a, b), ps in self.proxies.items() if site in (a, b) for p in ps]
+        return paths + [p for s, p in self.client_proxies.items() if site in (s, self.sites[0].site)]
+
     def cut(self, site: str) -> None:
-        """Partition `site` from the others: every proxied path into or out of it drops."""
-        for (a, b), proxy in self.proxies.items():
-            if site in (a, b):
-                self.proxy_host.cut(proxy)
+        """Partition `site` from the others: every proxied path into or out of it drops (router to cell,
+        router to router, a remote client to the central router)."""
+        for proxy in self._paths_of(site):
+            self.proxy_host.cut(proxy)
 
     def heal(self, site: str) -> None:
-        for (a, b), proxy in self.proxies.items():
-            if site in (a, b):
-                self.proxy_host.heal(proxy)
+        for proxy in self._paths_of(site):
+            self.proxy_host.heal(proxy)
 
     def write_state(self) -> None:
         state = {

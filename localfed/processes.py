@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,3 +54,10 @@ def stop_all(procs: list[subprocess.Popen[bytes]], grace_s: float = 10.0) -> Non
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now, for a child that must be known before it starts (peers dial it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

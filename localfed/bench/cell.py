@@ -22,6 +22,7 @@ from rich.table import Table
 
 from fedlib.catalog import FLAVORS
 from fedlib.ids import new_instance_id
+from localfed.bench.options import cassandra_address_base
 from localfed.bench.placement import time_placement
 from localfed.bench.store import summarize
 from localfed.paths import state_dir
@@ -39,15 +40,22 @@ DC = "bench"
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Scratch directory (default <repo>/.state/bench-cell).")  # fmt: skip
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@cassandra_address_base("127.0.0.41")
 def cell(
-    count: int, hosts: int, concurrency: int, placement_repeats: int, directory: Path | None, output: str
+    count: int,
+    hosts: int,
+    concurrency: int,
+    placement_repeats: int,
+    directory: Path | None,
+    output: str,
+    address_base: str,
 ) -> None:
     """Builds/s and p50/p99 build latency of a real cell; placement decision time at 1k and 10k hosts."""
 
     root = (directory or state_dir() / "bench-cell").absolute()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        results = asyncio.run(_run(root, count, hosts, concurrency, procs))
+        results = asyncio.run(_run(root, count, hosts, concurrency, procs, address_base))
     finally:
         stop_all(procs)
         _down(root / "cassandra")
@@ -66,14 +74,19 @@ def _down(directory: Path) -> None:
 
 
 async def _run(
-    root: Path, count: int, hosts: int, concurrency: int, procs: list[subprocess.Popen[bytes]]
+    root: Path,
+    count: int,
+    hosts: int,
+    concurrency: int,
+    procs: list[subprocess.Popen[bytes]],
+    address_base: str,
 ) -> dict[str, Any]:
     from localfed.cassandra import cluster
     from localfed.cassandra.node_config import ClusterSpec
     from replication.cql import migrate
     from replication.cql.session import connect
 
-    spec = ClusterSpec(dcs=(DC,), nodes_per_dc=1, address_base="127.0.0.41", directory=root / "cassandra")
+    spec = ClusterSpec(dcs=(DC,), nodes_per_dc=1, address_base=address_base, directory=root / "cassandra")
     await cluster.up(spec, apply_schema=False)
     points = [n.address for n in cluster.load(spec.directory).nodes]
     keyspace = f"bench_{uuid.uuid4().hex[:8]}"

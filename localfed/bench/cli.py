@@ -6,6 +6,7 @@ import click
 
 from localfed.bench.cell import cell
 from localfed.bench.locality import locality
+from localfed.bench.partition import partition
 from localfed.bench.router import router
 from localfed.bench.store import store
 
@@ -19,3 +20,4 @@ bench.add_command(store)
 bench.add_command(cell)
 bench.add_command(locality)
 bench.add_command(router)
+bench.add_command(partition)

@@ -11,7 +11,6 @@ as JSON and a PNG chart."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from fedlib.errors import NotFound
+from localfed.bench.options import cassandra_address_base
 from localfed.launcher import LocalFederation
 from localfed.paths import state_dir
 from localfed.sites import default_sites, rtt_matrix
@@ -46,6 +45,7 @@ OPS = ("create", "get (own site)", "get (other site)", "list", "delete")
     help="PNG chart path (default <dir>/locality.png).",
 )
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@cassandra_address_base("127.0.0.61")
 def locality(
     count: int,
     per_site: int,
@@ -54,6 +54,7 @@ def locality(
     directory: Path | None,
     chart: Path | None,
     output: str,
+    address_base: str,
 ) -> None:
     """p50/p99 latency per client site, operation and mode (p2p, central, sync), with ratios to p2p."""
     chosen = [m.strip() for m in modes.split(",") if m.strip()]
@@ -61,7 +62,7 @@ def locality(
         raise click.BadParameter(f"modes must be some of {', '.join(MODES)}", param_hint="--modes")
     root = (directory or state_dir() / "bench-locality").absolute()
     sites = default_sites(count)
-    samples = asyncio.run(_run(root, sites, rtt_matrix(sites, rtt_scale), per_site, chosen))
+    samples = asyncio.run(_run(root, sites, rtt_matrix(sites, rtt_scale), per_site, chosen, address_base))
     figures = summarize(samples)
     (root / "locality.json").write_text(json.dumps(figures, indent=2))
     chart_path = chart or root / "locality.png"
@@ -74,40 +75,27 @@ def locality(
 
 
 async def _run(
-    root: Path, sites: Any, rtt: dict[tuple[str, str], float], per_site: int, modes: list[str]
+    root: Path,
+    sites: Any,
+    rtt: dict[tuple[str, str], float],
+    per_site: int,
+    modes: list[str],
+    address_base: str,
 ) -> dict[str, list[Sample]]:
-    from localfed.cassandra import cluster
-    from localfed.cassandra_wan import start_wan_cluster, wait_links
-    from localfed.view import wait_ready
-    from localfed.wan_proxy import ProxyHost
+    from localfed.bench.wan_run import start_over_wan, wan_cluster
     from localfed.workload import run_workload
 
-    with contextlib.suppress(NotFound):
-        cluster.down(root / "cassandra", purge=True)
-    fabric = ProxyHost()
     out: dict[str, list[Sample]] = {}
-    try:
-        wan, points = await start_wan_cluster(root, sites, rtt, fabric, "127.0.0.61")
+    async with wan_cluster(root, sites, rtt, address_base) as (wan, points):
         feds = {m: LocalFederation(root / m, sites, points, rtt, keyspace=f"loc_{m}", mode=m) for m in modes}
         for fed in feds.values():  # schemas first, at loopback speed: DDL is set-up, not what is measured
             await fed.apply_schema()
-        dcs = [s.region for s in sites]
         for mode, fed in feds.items():
             try:
-                # Like `cellfed up`: the federation starts at loopback speed, then the WAN is switched on.
-                wan.disable()
-                await wait_links(points, dcs)
-                await fed.start(apply_schema=False)
-                wan.enable()
-                await wait_links(points, dcs)
-                await wait_ready(fed)
+                await start_over_wan(fed, wan)
                 out[mode] = await run_workload(fed, per_site)
             finally:
                 fed.stop()
-    finally:
-        fabric.stop()
-        with contextlib.suppress(NotFound):
-            cluster.down(root / "cassandra", purge=True)
     return out
 
 

@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fedlib.ids import new_instance_id
+from localfed.bench.options import cassandra_address_base
 from localfed.bench.store import summarize
 from localfed.launcher import LocalFederation
 from localfed.paths import state_dir
@@ -42,15 +43,22 @@ DC, SITE, CELL = "bench", "bench1", "bench1-c1"
 @click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1, 256))
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@cassandra_address_base("127.0.0.51")
 def router(
-    gets: int, instances: int, list_rows: int, concurrency: int, directory: Path | None, output: str
+    gets: int,
+    instances: int,
+    list_rows: int,
+    concurrency: int,
+    directory: Path | None,
+    output: str,
+    address_base: str,
 ) -> None:
     """Routed vs direct get (latency, throughput) and list page 1 vs page 50, as ratios."""
     from localfed.bench.cell import _down
 
     root = (directory or state_dir() / "bench-router").absolute()
     try:
-        results = asyncio.run(_run(root, gets, instances, list_rows, concurrency))
+        results = asyncio.run(_run(root, gets, instances, list_rows, concurrency, address_base))
     finally:
         _down(root / "cassandra")
     if output == "json":
@@ -63,12 +71,12 @@ def router(
 SITE_SPEC = SiteSpec(SITE, DC, "Bench", 48.86, 2.35, vcpus=512, memory_mb=1_048_576, disk_gb=100_000, hosts=1)
 
 
-async def _run(root: Path, gets: int, count: int, rows: int, conc: int) -> dict[str, Any]:
+async def _run(root: Path, gets: int, count: int, rows: int, conc: int, address_base: str) -> dict[str, Any]:
     """The launcher that runs `cellfed up` starts this one site, so what is measured is what users run."""
     from localfed.cassandra import cluster
     from localfed.cassandra.node_config import ClusterSpec
 
-    spec = ClusterSpec(dcs=(DC,), nodes_per_dc=1, address_base="127.0.0.51", directory=root / "cassandra")
+    spec = ClusterSpec(dcs=(DC,), nodes_per_dc=1, address_base=address_base, directory=root / "cassandra")
     await cluster.up(spec, apply_schema=False)
     points = [n.address for n in cluster.load(spec.directory).nodes]
     fed = LocalFederation(root, (SITE_SPEC,), points, {}, keyspace=f"bench_{uuid.uuid4().hex[:8]}")

@@ -8,50 +8,22 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.cellctl_harness import CELLCTL, argv, cellctl, field
 from tests.federation_harness import SITES, Federation, running_federation
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.libvirt]
-
-# The console script installed next to the interpreter running the tests (the project's venv).
-CELLCTL = str(Path(sys.executable).parent / "cellctl")
 
 
 @pytest.fixture(scope="module")
 async def fed(cassandra_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Federation]:
     async with running_federation(tmp_path_factory.mktemp("cellctl"), cassandra_cluster.contact_points) as f:
         yield f
-
-
-def argv(fed: Federation, token: str, site: str, args: tuple[str, ...]) -> list[str]:
-    env_free = ["--router", fed.router(site), "--token", fed.tokens.get(token, token)]
-    return [CELLCTL, *env_free, *args]
-
-
-async def cellctl(
-    fed: Federation, *args: str, token: str = "acme", site: str = "par1"
-) -> subprocess.CompletedProcess[str]:
-    """Runs cellctl to completion off the event loop; the environment carries no CELLFED_* settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CELLFED_")}
-    return await asyncio.to_thread(
-        subprocess.run, argv(fed, token, site, args), capture_output=True, text=True, timeout=60, env=env
-    )
-
-
-def field(table_output: str, name: str) -> str:
-    """A value from a field/value table (`get`, `create`)."""
-    for line in table_output.splitlines():
-        key, _, value = line.strip().partition(" ")
-        if key == name:
-            return value.strip()
-    raise AssertionError(f"no {name!r} in:\n{table_output}")
 
 
 async def test_instance_lifecycle_as_a_user(fed: Federation) -> None:

@@ -191,11 +191,7 @@ async def observer(fed: Federation) -> AsyncIterator[RunningRouter]:
     from replication.cql.store import CqlStore
 
     par = next(s for s in SITES if s.site == "par1")
-    dial = {
-        f"127.0.0.1:{fed.cell_ports[o.site]}": fed.proxies[("par1", o.site)].address
-        for o in SITES
-        if o.site != "par1"
-    }
+    dial = fed.dials["par1"]
     settings = RouterSettings(
         router_id="par1-status", site_id="par1", region=par.region, lat=par.lat, lon=par.lon,
         advertise="", dial=MappingProxyType(dial),

@@ -1,0 +1,129 @@
+"""The load of `cellfed bench partition`: a client at each site, talking to its own router, creates,
+gets and deletes its own instances and reads instances of other sites, at a steady pace, recording each
+request's outcome with the phase it started in (before / cut / after). `summarize` is pure: outcomes in,
+success rates per side and phase out."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import grpc
+from cellfed.v1 import common_pb2, compute_pb2
+
+from cellapi.client import Client
+
+T = TypeVar("T")
+OPS = ("create", "get (own)", "delete (own)", "get (other site)")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    site: str  # where the client stands
+    op: str
+    phase: str
+    ok: bool
+    code: str  # gRPC status name ("OK" when ok)
+    ms: float
+    stale: bool = False  # answered, but from the index with the owner unreachable (UNKNOWN)
+
+
+@dataclass
+class Ledger:
+    """What the clients know: the phase now, every outcome, and the instances each site owns."""
+
+    phase: str = "before"
+    outcomes: list[Outcome] = field(default_factory=list)
+    live: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # site -> ids
+    acked_before_heal: set[str] = field(default_factory=set)  # created (acknowledged) before the heal
+    deleted: set[str] = field(default_factory=set)
+
+
+async def drive_site(
+    site: str,
+    client: Client,
+    ledger: Ledger,
+    *,
+    rate_per_s: float,
+    stop: asyncio.Event,
+    max_iterations: int,
+    rng: random.Random,
+) -> None:
+    """One site's client: per iteration a create, a get of an own instance, a get of another site's, and
+    every third iteration a delete of its oldest instance (so the population stays bounded)."""
+    period = 1.0 / rate_per_s
+    for n in range(max_iterations):
+        if stop.is_set():
+            return
+        started = time.monotonic()
+        await _create(site, client, ledger, n)
+        own = ledger.live[site]
+        if own:
+            await _record(ledger, site, "get (own)", client.get(rng.choice(own)))
+        others = [i for s, ids in ledger.live.items() if s != site for i in ids[-5:]]
+        if others:
+            await _record(ledger, site, "get (other site)", client.get(rng.choice(others)))
+        if n % 3 == 2 and len(own) > 1:
+            victim = own.pop(0)
+            if await _record(ledger, site, "delete (own)", client.action("Delete", victim)):
+                ledger.deleted.add(victim)
+            else:
+                own.append(victim)  # still there as far as anyone knows: it must be listed
+        await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
+
+
+async def _create(site: str, client: Client, ledger: Ledger, n: int) -> None:
+    request = compute_pb2.CreateInstanceRequest(
+        request_id=uuid.uuid4().hex, display_name=f"{site}-p{n}", flavor="m1.tiny", image="debian-12"
+    )
+    phase = ledger.phase
+    inst = await _record(ledger, site, "create", client.create(request))
+    if inst is not None:
+        ledger.live[site].append(inst.instance_id)
+        if phase != "after":
+            ledger.acked_before_heal.add(inst.instance_id)
+
+
+async def _record(ledger: Ledger, site: str, op: str, call: Awaitable[T]) -> T | None:
+    phase, started = ledger.phase, time.perf_counter()
+    try:
+        result = await call
+    except grpc.aio.AioRpcError as exc:
+        ms = (time.perf_counter() - started) * 1000
+        ledger.outcomes.append(Outcome(site, op, phase, False, exc.code().name, ms))
+        return None
+    ms = (time.perf_counter() - started) * 1000
+    stale = isinstance(result, common_pb2.Instance) and result.status == common_pb2.UNKNOWN
+    ledger.outcomes.append(Outcome(site, op, phase, True, "OK", ms, stale))
+    return result
+
+
+def summarize(outcomes: list[Outcome], side_of: Mapping[str, str]) -> dict[str, dict[str, dict[str, object]]]:
+    """{phase: {"<side>: <op>": {n, ok, success_rate, stale, p50_ms, errors}}}, sides named by
+    `side_of` (client site -> "cut side" or "rest")."""
+    groups: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
+    for o in outcomes:
+        groups[(o.phase, f"{side_of[o.site]}: {o.op}")].append(o)
+    out: dict[str, dict[str, dict[str, object]]] = {}
+    for (phase, key), group in sorted(groups.items()):
+        ok = [o for o in group if o.ok]
+        errors: dict[str, int] = defaultdict(int)
+        for o in group:
+            if not o.ok:
+                errors[o.code] += 1
+        ms = sorted(o.ms for o in ok)
+        out.setdefault(phase, {})[key] = {
+            "n": len(group),
+            "ok": len(ok),
+            "success_rate": round(len(ok) / len(group), 3),
+            "stale": sum(1 for o in ok if o.stale),
+            "p50_ms": round(ms[len(ms) // 2], 1) if ms else None,
+            "errors": dict(errors),
+        }
+    return out
