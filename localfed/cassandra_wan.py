@@ -85,6 +85,18 @@ class CassandraWan:
         self._cut.discard(dc)
 
 
+def wan_cluster_spec(root: Path, sites: Sequence[SiteSpec], address_base: str) -> ClusterSpec:
+    """One node per region; each listens on its address and is dialled by its peers on its broadcast
+    address, where its WAN proxy sits (ConfigError when the addresses leave 127.0.0.0/8)."""
+    return ClusterSpec(
+        dcs=tuple(s.region for s in sites),
+        nodes_per_dc=1,
+        address_base=address_base,
+        directory=root / "cassandra",
+        broadcast_base=str(ipaddress.IPv4Address(address_base) + (1 << 16)),  # 127.0.x.y -> 127.1.x.y
+    )
+
+
 async def start_wan_cluster(
     root: Path,
     sites: Sequence[SiteSpec],
@@ -95,13 +107,7 @@ async def start_wan_cluster(
     """One Cassandra node per region behind the WAN fabric (off until `enable()`); its contact points."""
     from localfed.cassandra import cluster
 
-    spec = ClusterSpec(
-        dcs=tuple(s.region for s in sites),
-        nodes_per_dc=1,
-        address_base=address_base,
-        directory=root / "cassandra",
-        broadcast_base=str(ipaddress.IPv4Address(address_base) + (1 << 16)),  # 127.0.x.y -> 127.1.x.y
-    )
+    spec = wan_cluster_spec(root, sites, address_base)
     region_of = {s.site: s.region for s in sites}
     wan = CassandraWan(spec, {(region_of[a], region_of[b]): ms for (a, b), ms in rtt.items()}, host)
     wan.start()

@@ -5,6 +5,7 @@ own session (so a whole process group can be signalled), logging to a file, anno
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -57,7 +58,31 @@ def stop_all(procs: list[subprocess.Popen[bytes]], grace_s: float = 10.0) -> Non
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now, for a child that must be known before it starts (peers dial it)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now, for a child that must be known before it starts (peers dial it).
+
+    Taken below the kernel's ephemeral range: a port picked there and released could be handed to the
+    next socket bound to port 0 (a WAN proxy, an outbound connection) before the child binds it."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12_000), low)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free port below {low} on {host}")
+
+
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> int:
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default

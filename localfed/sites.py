@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cellapi.router.geo import GeoPoint, estimate_rtt_between_ms
 from fedlib.errors import ConfigError
@@ -74,3 +75,26 @@ def check_matrix(sites: Sequence[SiteSpec], matrix: Mapping[tuple[str, str], flo
     ]
     if missing:
         raise ConfigError(f"RTT matrix lacks {missing[:3]}", field="rtt")
+
+
+def matrix_from_json(
+    data: Any, sites: Sequence[SiteSpec], scale: float = 1.0
+) -> dict[tuple[str, str], float]:
+    """An RTT matrix given by hand, `{"par1": {"nyc1": 80, ...}, ...}` in ms: a pair given one way holds
+    both ways; it must name known sites only and cover every pair (ConfigError naming what is wrong)."""
+    if not isinstance(data, dict):
+        raise ConfigError('RTT matrix must be a JSON object like {"par1": {"nyc1": 80}}', field="rtt_matrix")
+    out: dict[tuple[str, str], float] = {}
+    for a, row in data.items():
+        if not isinstance(row, dict):
+            raise ConfigError(f"RTT matrix row {a!r} must be an object of site: ms", field="rtt_matrix")
+        for b, ms in row.items():
+            if isinstance(ms, bool) or not isinstance(ms, int | float) or not 0 <= ms <= 2_000:
+                raise ConfigError(
+                    f"RTT {a}->{b} = {ms!r}: must be a number of ms in [0, 2000]", field="rtt_matrix"
+                )
+            out[(a, b)] = round(float(ms) * scale, 1)
+            out.setdefault((b, a), round(float(ms) * scale, 1))
+    out = {pair: ms for pair, ms in out.items() if pair[0] != pair[1]}
+    check_matrix(sites, out)
+    return out

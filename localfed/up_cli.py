@@ -20,11 +20,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from fedlib.errors import CellfedError, NotFound
+from fedlib.errors import CellfedError, ConfigError, NotFound
+from localfed import preflight
 from localfed.cassandra_wan import start_wan_cluster, wait_links
 from localfed.launcher import STATE_FILE, LocalFederation
 from localfed.paths import state_dir
-from localfed.sites import default_sites, rtt_matrix
+from localfed.sites import default_sites, matrix_from_json, rtt_matrix
 from localfed.workload import run_workload, summarize
 
 DIR_OPTION = click.option(
@@ -60,6 +61,13 @@ def _alive(pid: int) -> bool:
 @click.option("--sites", "count", default=3, show_default=True, help="Sites, each in its own region.")
 @click.option("--rtt-scale", default=1.0, show_default=True, help="Scale the great-circle RTT matrix.")
 @click.option(
+    "--rtt-matrix",
+    "rtt_matrix_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help='RTTs in ms instead of great-circle ones, JSON: {"par1": {"nyc1": 80, "sin1": 160}, ...}.',
+)
+@click.option(
     "--per-site", default=5, show_default=True, help="Instances the sample workload creates per site."
 )
 @click.option("--workload/--no-workload", default=True, show_default=True)
@@ -84,6 +92,7 @@ def _alive(pid: int) -> bool:
 def up(
     count: int,
     rtt_scale: float,
+    rtt_matrix_file: Path | None,
     per_site: int,
     workload: bool,
     mode: str,
@@ -97,7 +106,10 @@ def up(
     try:
         sites = default_sites(count)
         rtt = rtt_matrix(sites, rtt_scale)
-        _preflight(root)
+        if rtt_matrix_file is not None:
+            rtt = matrix_from_json(_read_json(rtt_matrix_file), sites, rtt_scale)
+        _clean_leftovers(root)
+        preflight.check(root, sites, cassandra_address_base)
     except CellfedError as exc:
         raise click.ClickException(exc.message) from None
     fed = LocalFederation(root, sites, [], rtt, mode=mode)
@@ -118,11 +130,15 @@ def up(
         _cassandra_down(root)
 
 
-def _preflight(root: Path) -> None:
-    """Before anything starts: one federation per directory, Java present, stale leftovers cleaned."""
-    from localfed.cassandra import bundle
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--rtt-matrix {path}: not readable JSON ({exc})", field="rtt_matrix") from None
 
-    bundle.find_java()
+
+def _clean_leftovers(root: Path) -> None:
+    """One federation per directory; what a crashed run left there is stopped before anything starts."""
     state = root / STATE_FILE
     if state.exists():
         data = json.loads(state.read_text())
