@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.console import Group
 
 from cellapi.cli_config import RawOptions
 from cellapi.cli_render_admin import (
@@ -19,7 +18,6 @@ from cellapi.cli_render_admin import (
     sites_table,
     sites_warning,
 )
-from cellapi.cli_render_top import traffic_table
 from cellapi.cli_requests import cell_name, explain_request, near_from, near_options
 from cellapi.cli_session import Session, run
 from cellapi.cli_top import top
@@ -29,14 +27,14 @@ from cellapi.cli_top import top
 @click.pass_obj
 def sites(raw: RawOptions) -> None:
     """Every site and cell: health, capacity used/free, instances by status, heartbeat age, RTT, and each
-    site's traffic (request and error rates, p99) with the age of its report (admin)."""
+    site's traffic (request and error rates, p99) with the age of its report; one row per cell (admin)."""
 
     async def go(s: Session) -> int:
         view = await s.client.sites()
         s.note(sites_warning(view))
         if not s.config.json:
             s.line(sites_caption(view))
-        s.show(view, lambda: Group(sites_table(view), "", traffic_table(view)))
+        s.show(view, lambda: sites_table(view))
         return 0
 
     run(raw, go)

@@ -5,6 +5,8 @@ not answer is shown as such, never left out."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from cellfed.v1 import common_pb2, federation_pb2
 from rich.table import Table
 
@@ -45,11 +47,17 @@ _SITES_COLUMNS = (
     "BY STATUS",
     "CAP AGE",
     "RTT",
+    # The site's traffic, as its routers last reported it (cli_render_top.traffic_cells).
+    "REQ/S",
+    "ERR/S",
+    "P99",
+    "REPORTED",
 )
 
 
 def sites_table(view: federation_pb2.ListSitesResponse) -> Table:
-    """One row per cell (greppable), each carrying its site's region, health and heartbeat age."""
+    """One row per cell (greppable), each carrying its site's region, health, heartbeat age and, last,
+    its site's traffic."""
     t = table(*_SITES_COLUMNS)
     for site in view.sites:
         style = "dim" if site.health in _UNWELL else None
@@ -59,10 +67,13 @@ def sites_table(view: federation_pb2.ListSitesResponse) -> Table:
             health_text(site.health),
             fmt_duration(site.heartbeat_age, present=site.HasField("heartbeat_age")),
         )
+        traffic = traffic_cells(site)
         if not site.cells:
-            add_row(t, *head, *(NONE,) * (len(_SITES_COLUMNS) - len(head)), style=style)
+            add_row(
+                t, *head, *(NONE,) * (len(_SITES_COLUMNS) - len(head) - len(traffic)), *traffic, style=style
+            )
         for cell in site.cells:
-            add_row(t, *head, *_cell_cells(cell), style=style)
+            add_row(t, *head, *_cell_cells(cell), *traffic, style=style)
     return t
 
 
@@ -80,8 +91,7 @@ def _cell_cells(cell: federation_pb2.CellView) -> tuple[str, ...]:
         used_free(cap.disk_gb_total, cap.disk_gb_free),
         str(cap.hosts_up) if has_cap else NONE,
         str(cap.instances) if has_cap else NONE,
-        # No spaces: one cell, easy to cut (cli_render_top.by_status_text writes the same shape).
-        ",".join(f"{k}={v}" for k, v in sorted(cell.instances_by_status.items()) if v) or NONE,
+        by_status_text(dict(cell.instances_by_status)),
         fmt_duration(cell.capacity_age, present=cell.HasField("capacity_age")),
         fmt_duration(cell.rtt, present=cell.HasField("rtt")),
     )
@@ -98,6 +108,26 @@ def sites_warning(view: federation_pb2.ListSitesResponse) -> str | None:
         f"warning: unreachable sites: {', '.join(view.unreachable_sites)}; "
         "their rows show the last known data and its age"
     )
+
+
+def by_status_text(counts: Mapping[str, int]) -> str:
+    """ "ACTIVE=3,BUILDING=1" (no spaces: one table cell, easy to cut); "-" when none."""
+    return ",".join(f"{k}={v}" for k, v in sorted(counts.items()) if v) or NONE
+
+
+def fmt_latency(us: int) -> str:
+    """Like fmt_ms, but sub-10 ms latencies keep a decimal: a local call's p99 is 0.4ms, not 0ms."""
+    return f"{us / 1000:.1f}ms" if us < 10_000 else fmt_ms(us / 1000)
+
+
+def traffic_cells(site: federation_pb2.SiteView) -> tuple[str, str, str, str]:
+    """REQ/S, ERR/S, P99, REPORTED (the age of the traffic report): "-" for a site never reported."""
+    if not site.HasField("traffic"):
+        return NONE, NONE, NONE, "never"
+    t = site.traffic
+    p99 = fmt_latency(t.p99_latency.ToMicroseconds()) if t.HasField("p99_latency") else NONE
+    age = f"{fmt_duration(t.data_age)} ago" if t.HasField("data_age") else NONE
+    return f"{t.requests_per_second:.1f}", f"{t.errors_per_second:.1f}", p99, age
 
 
 _EXPLAIN_COLUMNS = (

@@ -1,5 +1,5 @@
-"""Site-level views of the federation for `cellctl sites` (the traffic table) and `cellctl top` (one line
-per site: health, ages, capacity, instances by state, traffic). Pure functions of the Federation API
+"""Site-level views of the federation for `cellctl top` (one line per site: health, ages, capacity,
+instances by state, traffic). Pure functions of the Federation API
 reply and the times passed in; a site that is unreachable is shown dimmed and says so, with the age of
 what is known of it, never dropped."""
 
@@ -15,44 +15,13 @@ from rich.table import Table
 from rich.text import Text
 
 from cellapi.cli_render import NONE, add_row, fmt_duration, fmt_ms, table
-from cellapi.cli_render_admin import health_text, used_free
+from cellapi.cli_render_admin import by_status_text, health_text, traffic_cells, used_free
 
 _UNWELL = {common_pb2.SUSPECT, common_pb2.OFFLINE, common_pb2.HEALTH_UNKNOWN}
 
 
-def by_status_text(counts: dict[str, int] | Counter[str]) -> str:
-    """ "ACTIVE=3,BUILDING=1" (no spaces: one table cell, easy to cut); "-" when none."""
-    return ",".join(f"{k}={v}" for k, v in sorted(counts.items()) if v) or NONE
-
-
-def fmt_latency(us: int) -> str:
-    """Like fmt_ms, but sub-10 ms latencies keep a decimal: a local call's p99 is 0.4ms, not 0ms."""
-    return f"{us / 1000:.1f}ms" if us < 10_000 else fmt_ms(us / 1000)
-
-
 def _unreachable(site: federation_pb2.SiteView, view: federation_pb2.ListSitesResponse) -> bool:
     return site.site in view.unreachable_sites or site.health in _UNWELL
-
-
-def traffic_cells(site: federation_pb2.SiteView) -> tuple[str, str, str, str]:
-    """REQ/S, ERR/S, P99, REPORTED (the age of the traffic report): "-" for a site never reported."""
-    if not site.HasField("traffic"):
-        return NONE, NONE, NONE, "never"
-    t = site.traffic
-    p99 = fmt_latency(t.p99_latency.ToMicroseconds()) if t.HasField("p99_latency") else NONE
-    age = f"{fmt_duration(t.data_age)} ago" if t.HasField("data_age") else NONE
-    return f"{t.requests_per_second:.1f}", f"{t.errors_per_second:.1f}", p99, age
-
-
-def traffic_table(view: federation_pb2.ListSitesResponse) -> Table:
-    """One row per site: its routers' request and error rates and p99, over the window they report."""
-    t = table("SITE", "HEALTH", "REQ/S", "ERR/S", "P99", "WINDOW", "REPORTED")
-    for site in view.sites:
-        window = fmt_duration(site.traffic.window, present=site.traffic.HasField("window"))
-        req, err, p99, age = traffic_cells(site)
-        style = "dim" if _unreachable(site, view) else None
-        add_row(t, site.site, health_text(site.health), req, err, p99, window, age, style=style)
-    return t
 
 
 @dataclass(frozen=True)

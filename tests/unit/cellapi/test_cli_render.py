@@ -228,6 +228,10 @@ def test_sites_table_one_row_per_cell_with_capacity_ages_and_rtt() -> None:
         "ACTIVE=2",
         "800ms",
         "40ms",
+        "-",  # no traffic report from par1's routers: unknown, not zero
+        "-",
+        "-",
+        "never",
     ]
     assert row(lines, "sin1")[2] == "OFFLINE"
     assert sites_caption(view) == "2 sites, observed from par1"
@@ -243,8 +247,8 @@ def test_site_without_cells_or_capacity_still_shows() -> None:
     fresh.cells[0].ClearField("instances_by_status")  # it comes with the capacity summary
     fresh.cells[0].ClearField("rtt")
     lines = text(sites_table(federation_pb2.ListSitesResponse(sites=[bare, fresh])))
-    assert row(lines, "ams1") == ["ams1", "eu-west", "UNKNOWN", "-", *["-"] * 10]
-    assert row(lines, "lis1")[6:] == ["-", "-", "-", "-", "-", "-", "800ms", "-"]
+    assert row(lines, "ams1") == ["ams1", "eu-west", "UNKNOWN", "-", *["-"] * 13, "never"]
+    assert row(lines, "lis1")[6:] == ["-", "-", "-", "-", "-", "-", "800ms", "-", "-", "-", "-", "never"]
     assert used_free(0, 0) == "-"
 
 
