@@ -21,6 +21,7 @@ from localfed.sites import SiteSpec, rtt_matrix
 from localfed.wan_proxy import DelayProxy, ProxyHost
 
 STATE_FILE = "federation.json"
+TEST_URI = "test:///default"  # libvirt's test driver: real API, fake hypervisor
 Progress = Callable[[str], None]
 
 
@@ -31,7 +32,7 @@ class LocalFederation:
     contact_points: list[str]  # the Cassandra cluster (one DC per region), already running
     rtt: dict[tuple[str, str], float]
     keyspace: str = "cellfed_global"
-    libvirt_uri: str = "test:///default"
+    libvirt_uri: str = TEST_URI
     # p2p: the design, a router per site. central: one router at the first site takes every client's
     # requests (Nova cells v2's shape). sync: p2p, but the global keyspace at EACH_QUORUM/QUORUM (Galera's).
     mode: str = "p2p"
@@ -287,6 +288,8 @@ class LocalFederation:
             "routers": {s: self.router(s) for s in self.router_ports},
             "cassandra": self.contact_points,
             "cells": {s: f"127.0.0.1:{p}" for s, p in self.cell_ports.items()},
+            "cell_ids": [s.cell for s in self.sites],
+            "libvirt_uri": self.libvirt_uri,
             "metrics": {name: f"http://127.0.0.1:{p}/metrics" for name, p in self.metrics_ports.items()},
             "pids": {name: proc.pid for name, proc in self.procs.items()},
             "tokens": self.tokens,

@@ -68,3 +68,31 @@ def available_memory_mb(meminfo: Path = Path("/proc/meminfo")) -> int | None:
     except OSError:
         return None
     return None
+
+
+def check_real_guests(root: Path) -> None:
+    """Root, libvirt and QEMU installed, a state directory QEMU can reach, libvirtd answering (started
+    here if it is not), and the guest image built (cached after the first time)."""
+    from cell.compute.guest_image import build_guest_image
+    from localfed.real_guests import ensure_libvirtd, host_cannot_run_guests
+
+    reason = host_cannot_run_guests()
+    if reason is not None:
+        raise ConfigError(f"--real-guests: {reason}", field="real_guests")
+    closed = unreachable_by_others(root)
+    if closed is not None:
+        raise ConfigError(
+            f"--real-guests: QEMU runs as its own user and cannot enter {closed} (no o+x): "
+            "pick a --dir under directories others may traverse",
+            field="dir",
+        )
+    ensure_libvirtd()
+    build_guest_image()
+
+
+def unreachable_by_others(path: Path) -> Path | None:
+    """The first existing directory on the way to `path` that other users cannot traverse, or None."""
+    for directory in reversed([path.absolute(), *path.absolute().parents]):
+        if directory.exists() and not directory.stat().st_mode & 0o001:
+            return directory
+    return None

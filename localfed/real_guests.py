@@ -19,7 +19,14 @@ from pathlib import Path
 
 from fedlib.errors import ConfigError, Unavailable
 
-__all__ = ["DaemonStatus", "ensure_libvirtd", "real_guests_enabled", "real_guests_skip_reason"]
+__all__ = [
+    "DaemonStatus",
+    "ensure_libvirtd",
+    "host_cannot_run_guests",
+    "real_guests_enabled",
+    "real_guests_skip_reason",
+    "remove_domains_of",
+]
 
 ENABLE_ENV = "CELLFED_REAL_GUESTS"
 QEMU_URI = "qemu:///system"
@@ -43,6 +50,11 @@ def real_guests_skip_reason() -> str | None:
     """Why real guests cannot run here, or None if they can (for pytest.skip and the launcher)."""
     if not real_guests_enabled():
         return f"real QEMU guests are opt-in: set {ENABLE_ENV}=1 (boots TCG guests, ~10 s each)"
+    return host_cannot_run_guests()
+
+
+def host_cannot_run_guests() -> str | None:
+    """Why this machine cannot run real guests (root, libvirt and QEMU installed), or None."""
     if os.geteuid() != 0:
         return "real QEMU guests need root (libvirtd, /dev/kvm, tap devices)"
     missing = [d for d, _ in _DAEMONS if shutil.which(d, path=_SBIN_PATH) is None]
@@ -116,3 +128,16 @@ def _wait_for(sock: Path, daemon: str, deadline: float) -> None:
         if time.monotonic() > deadline:
             raise Unavailable(f"{daemon} did not open {sock} in time")
         time.sleep(0.1)
+
+
+def remove_domains_of(cells: set[str], uri: str = QEMU_URI) -> int:
+    """Destroys and undefines every domain that cellfed made for one of `cells` (by its metadata), so
+    a stopped federation leaves no guest running on the shared libvirtd. Returns how many went."""
+    from cell.compute.libvirt_host import LibvirtHost
+
+    removed = 0
+    with LibvirtHost(uri) as host:
+        for domain in host.list_domains():
+            if domain.metadata is not None and domain.metadata.cell in cells:
+                removed += host.delete(domain.name)
+    return removed

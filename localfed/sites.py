@@ -7,7 +7,7 @@ e.g. Paris-New York ~ 72 ms. `rtt_scale` shrinks the matrix for quick tests with
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cellapi.router.geo import GeoPoint, estimate_rtt_between_ms
@@ -45,6 +45,11 @@ def default_sites(count: int) -> tuple[SiteSpec, ...]:
     if not 1 <= count <= len(CATALOG):
         raise ConfigError(f"--sites {count}: this machine runs 1 to {len(CATALOG)} sites", field="sites")
     return CATALOG[:count]
+
+
+def for_real_guests(sites: Sequence[SiteSpec]) -> tuple[SiteSpec, ...]:
+    """One real compute host per site, sized to what this machine can boot under TCG."""
+    return tuple(replace(s, hosts=1, vcpus=2, memory_mb=1_024, disk_gb=20) for s in sites)
 
 
 def rtt_matrix(sites: Sequence[SiteSpec], scale: float = 1.0) -> dict[tuple[str, str], float]:

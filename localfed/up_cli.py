@@ -23,9 +23,10 @@ from rich.table import Table
 from fedlib.errors import CellfedError, ConfigError, NotFound
 from localfed import preflight
 from localfed.cassandra_wan import start_wan_cluster, wait_links
-from localfed.launcher import STATE_FILE, LocalFederation
+from localfed.launcher import STATE_FILE, TEST_URI, LocalFederation
 from localfed.paths import state_dir
-from localfed.sites import default_sites, matrix_from_json, rtt_matrix
+from localfed.real_guests import QEMU_URI
+from localfed.sites import default_sites, for_real_guests, matrix_from_json, rtt_matrix
 from localfed.workload import run_workload, summarize
 
 DIR_OPTION = click.option(
@@ -86,6 +87,11 @@ def _alive(pid: int) -> bool:
 )
 @click.option("--prometheus", is_flag=True, help="Also run a Prometheus that scrapes every component.")
 @click.option(
+    "--real-guests",
+    is_flag=True,
+    help="Real QEMU guests (the project's tiny kernel, TCG) on one compute host per site.",
+)
+@click.option(
     "--keep", is_flag=True, help="Stay up (foreground) for exploration until Ctrl-C or `cellfed down`."
 )
 @DIR_OPTION
@@ -98,6 +104,7 @@ def up(
     mode: str,
     cassandra_address_base: str,
     prometheus: bool,
+    real_guests: bool,
     keep: bool,
     directory: Path | None,
 ) -> None:
@@ -108,18 +115,23 @@ def up(
         rtt = rtt_matrix(sites, rtt_scale)
         if rtt_matrix_file is not None:
             rtt = matrix_from_json(_read_json(rtt_matrix_file), sites, rtt_scale)
+        if real_guests:
+            sites = for_real_guests(sites)
         _clean_leftovers(root)
-        preflight.check(root, sites, cassandra_address_base)
+        preflight.check(root, sites, cassandra_address_base, guests_per_site=per_site if real_guests else 0)
+        if real_guests:
+            preflight.check_real_guests(root)
     except CellfedError as exc:
         raise click.ClickException(exc.message) from None
-    fed = LocalFederation(root, sites, [], rtt, mode=mode)
+    fed = LocalFederation(root, sites, [], rtt, mode=mode, libvirt_uri=QEMU_URI if real_guests else TEST_URI)
     # `cellfed down` must find a federation that is still starting, and its SIGTERM must clean up as
     # Ctrl-C does (the default handler would kill this process and orphan every child).
     root.mkdir(parents=True, exist_ok=True)
     fed.write_state()
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        asyncio.run(_up(console, fed, workload, per_site, keep, cassandra_address_base, prometheus))
+        image = "tiny-guest" if real_guests else "debian-12"
+        asyncio.run(_up(console, fed, workload, per_site, keep, cassandra_address_base, prometheus, image))
     except CellfedError as exc:
         raise click.ClickException(exc.message) from None
     except KeyboardInterrupt:
@@ -127,6 +139,7 @@ def up(
     finally:
         console.print("stopping the federation ...")
         fed.stop()
+        _remove_guests(fed.libvirt_uri, {s.cell for s in sites})
         _cassandra_down(root)
 
 
@@ -147,6 +160,7 @@ def _clean_leftovers(root: Path) -> None:
                 f"a federation already runs from {root} (pid {data['supervisor']}): `cellfed down` first"
             )
         _kill_leftovers(data)
+        _remove_guests(str(data.get("libvirt_uri", TEST_URI)), set(data.get("cell_ids", [])))
         state.unlink()
     _cassandra_down(root)  # whatever a crashed run left
 
@@ -155,6 +169,14 @@ def _kill_leftovers(data: dict[str, object]) -> None:
     for pid in dict(data.get("pids", {})).values():  # type: ignore[call-overload]
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(int(pid), signal.SIGKILL)
+
+
+def _remove_guests(libvirt_uri: str, cells: set[str]) -> None:
+    """Guests live in the machine's libvirtd, not in our processes: stopping the agents leaves them."""
+    if libvirt_uri != TEST_URI and cells:
+        from localfed.real_guests import remove_domains_of
+
+        remove_domains_of(cells, libvirt_uri)
 
 
 def _cassandra_down(root: Path) -> None:
@@ -173,6 +195,7 @@ async def _up(
     keep: bool,
     address_base: str,
     prometheus: bool,
+    image: str,
 ) -> None:
     started = time.monotonic()
     with console.status("starting Cassandra: one DC per region ...") as status:
@@ -198,7 +221,7 @@ async def _up(
     try:
         if workload:
             with console.status("running the sample workload from a client at each site ..."):
-                samples = await run_workload(fed, per_site)
+                samples = await run_workload(fed, per_site, image)
             _print_workload(console, summarize(samples))
         await print_sites(console, fed)
         if keep:

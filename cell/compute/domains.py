@@ -26,6 +26,9 @@ class HostLayout:
     virt_type: str  # "test" for libvirt's test driver, "qemu" for real guests (TCG)
     guest_kernel: Path | None = None  # the project's tiny guest, for image "tiny-guest"
     guest_initrd: Path | None = None
+    # False where the hypervisor cannot apply a memory hard limit (libvirt needs CAP_SYS_RESOURCE to
+    # raise RLIMIT_MEMLOCK for one, which some containers lack): guests then run without one.
+    memory_hard_limits: bool = True
 
 
 def instance_uuid(instance_id: str) -> str:
@@ -61,7 +64,7 @@ def domain_spec(spawn: agent_pb2.SpawnDomain, layout: HostLayout, config_drive: 
             cpu_shares=f.cpu_shares or None,
             cpu_period_us=f.cpu_period_us or None,
             cpu_quota_us=f.cpu_quota_us or None,
-            memory_hard_limit_mib=f.memory_hard_limit_mb or None,
+            memory_hard_limit_mib=(f.memory_hard_limit_mb or None) if layout.memory_hard_limits else None,
             total_iops_sec=f.disk_total_iops or None,
             total_bytes_sec=f.disk_total_bytes_per_sec or None,
         ),

@@ -37,6 +37,13 @@ def agent_cli() -> None:
 @click.option("--metrics-listen", default="127.0.0.1:0", show_default=True)
 @click.option("--reconcile-s", default=5.0, show_default=True)
 @click.option("--orphan-grace-s", default=600.0, show_default=True)
+@click.option(
+    "--memory-hard-limit",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Apply flavors' memory hard limits; auto: where this process may (CAP_SYS_RESOURCE).",
+)
 def serve(**opts: object) -> None:
     """Runs one compute agent until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s agent: %(message)s")
@@ -46,10 +53,26 @@ def serve(**opts: object) -> None:
         memory_mb=int(opts["memory_mb"]), disk_gb=int(opts["disk_gb"]),  # type: ignore[call-overload]
         reconcile_s=float(opts["reconcile_s"]), orphan_grace_s=float(opts["orphan_grace_s"]),  # type: ignore[arg-type]
     )  # fmt: skip
-    asyncio.run(_serve(settings, Path(str(opts["state_dir"])), str(opts["metrics_listen"])))
+    choice = str(opts["memory_hard_limit"])
+    limits = may_limit_memory() if choice == "auto" else choice == "on"
+    if not limits:
+        log.warning("memory hard limits off on this host: guests run without one")
+    asyncio.run(_serve(settings, Path(str(opts["state_dir"])), str(opts["metrics_listen"]), limits))
 
 
-async def _serve(settings: AgentSettings, state_dir: Path, metrics_listen: str) -> None:
+def may_limit_memory(status: Path = Path("/proc/self/status")) -> bool:
+    """Whether this process holds CAP_SYS_RESOURCE (bit 24 of CapEff), which libvirt needs to apply a
+    memory hard limit (it raises RLIMIT_MEMLOCK for the guest). Unknown means yes: try, and fail loudly."""
+    try:
+        for line in status.read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> 24 & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return True
+
+
+async def _serve(settings: AgentSettings, state_dir: Path, metrics_listen: str, memory_limits: bool) -> None:
     from cell.compute.libvirt_host import LibvirtHost
 
     real = not settings.libvirt_uri.startswith("test://")
@@ -60,7 +83,7 @@ async def _serve(settings: AgentSettings, state_dir: Path, metrics_listen: str) 
         image = await asyncio.to_thread(build_guest_image)
         kernel, initrd = image.kernel, image.initrd
     layout = HostLayout(
-        await asyncio.to_thread(state_dir.resolve), "qemu" if real else "test", kernel, initrd
+        await asyncio.to_thread(state_dir.resolve), "qemu" if real else "test", kernel, initrd, memory_limits
     )
     hv = await asyncio.to_thread(LibvirtHost, settings.libvirt_uri)
     metrics = AgentMetrics(settings.host_id)
