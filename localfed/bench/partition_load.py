@@ -20,7 +20,6 @@ from cellfed.v1 import common_pb2, compute_pb2
 from cellapi.client import Client
 
 T = TypeVar("T")
-OPS = ("create", "get (own)", "delete (own)", "get (other site)")
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,7 @@ class Ledger:
     live: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # site -> ids
     acked_before_heal: set[str] = field(default_factory=set)  # created (acknowledged) before the heal
     deleted: set[str] = field(default_factory=set)
+    made_in: dict[str, str] = field(default_factory=dict)  # instance id -> phase its create started in
 
 
 async def drive_site(
@@ -66,9 +66,7 @@ async def drive_site(
         own = ledger.live[site]
         if own:
             await _record(ledger, site, "get (own)", client.get(rng.choice(own)))
-        others = [i for s, ids in ledger.live.items() if s != site for i in ids[-5:]]
-        if others:
-            await _record(ledger, site, "get (other site)", client.get(rng.choice(others)))
+        await _get_other(site, client, ledger, rng)
         if n % 3 == 2 and len(own) > 1:
             victim = own.pop(0)
             if await _record(ledger, site, "delete (own)", client.action("Delete", victim)):
@@ -76,6 +74,20 @@ async def drive_site(
             else:
                 own.append(victim)  # still there as far as anyone knows: it must be listed
         await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
+
+
+async def _get_other(site: str, client: Client, ledger: Ledger, rng: random.Random) -> None:
+    """A get of another site's instance: one from before the cut, whose index row this side holds, and
+    one of the newest, which during a cut the far side made where this side cannot see it."""
+    others = [i for s, ids in ledger.live.items() if s != site for i in ids]
+    known = [i for i in others if ledger.made_in.get(i) == "before"]
+    if known:
+        await _record(ledger, site, "get (other site)", client.get(rng.choice(known)))
+    newest = [i for i in others if ledger.made_in.get(i) != "before"][-5:]
+    if newest and ledger.phase != "before":
+        await _record(
+            ledger, site, "get (other site, made after the cut began)", client.get(rng.choice(newest))
+        )
 
 
 async def _create(site: str, client: Client, ledger: Ledger, n: int) -> None:
@@ -86,6 +98,7 @@ async def _create(site: str, client: Client, ledger: Ledger, n: int) -> None:
     inst = await _record(ledger, site, "create", client.create(request))
     if inst is not None:
         ledger.live[site].append(inst.instance_id)
+        ledger.made_in[inst.instance_id] = phase
         if phase != "after":
             ledger.acked_before_heal.add(inst.instance_id)
 
