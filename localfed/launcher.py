@@ -67,13 +67,34 @@ class LocalFederation:
         self.router_ports = {s.site: free_port() for s in self.router_sites()}
         if self.mode == "central":
             await self._register_routerless_sites()
-        for s in self.sites:
-            progress(f"starting the cell of {s.city} ({s.cell}) and {s.hosts} compute agents")
-            self._start_cell(s)
-        for s in self.router_sites():
-            progress(f"starting the router of {s.city}")
-            await self._start_router(s)
+        # Each tier starts all at once (a process spends its first second importing, on either core),
+        # and is waited for before the next, which dials it.
+        progress(f"starting {len(self.sites)} cell controllers")
+        for name, ready in await self._spawn_all({f"cell:{s.site}": self._cell_argv(s) for s in self.sites}):
+            self.cell_ports[name.partition(":")[2]] = int(ready["port"])
+        progress(f"starting {sum(s.hosts for s in self.sites)} compute agents")
+        await self._spawn_all(
+            {
+                f"agent:{s.site}-h{n}": self._agent_argv(s, n)
+                for s in self.sites
+                for n in range(1, s.hosts + 1)
+            }
+        )
+        progress(f"starting {len(self.router_sites())} routers")
+        await self._spawn_all({f"router:{s.site}": self._router_argv(s) for s in self.router_sites()})
         self.write_state()
+
+    async def _spawn_all(self, argvs: dict[str, list[str]]) -> list[tuple[str, dict[str, str]]]:
+        """Starts every component named in `argvs` ('cell:par1' -> its arguments), then waits for each
+        one's READY line; records its process and metrics port."""
+        for name, argv in argvs.items():
+            self.procs[name] = spawn(argv, self.root / "logs" / f"{name.replace(':', '-')}.log")
+        out = []
+        for name in argvs:
+            ready = await asyncio.to_thread(wait_ready, self.procs[name], name)
+            self.metrics_ports[name] = int(ready["metrics"])
+            out.append((name, ready))
+        return out
 
     async def apply_schema(self) -> None:
         from replication.cql.migrate import apply_schema, read_topology
@@ -128,66 +149,22 @@ class LocalFederation:
                 private, "k1", subject=name, tenant=tenant, roles=roles, ttl_s=24 * 3600, now_s=time.time()
             )
 
-    def _start_cell(self, s: SiteSpec) -> None:
-        points = ",".join(self.contact_points)
-        proc = spawn(
-            [
-                "cell",
-                "serve",
-                "--cell-id",
-                s.cell,
-                "--site",
-                s.site,
-                "--region",
-                s.region,
-                "--listen",
-                "127.0.0.1:0",
-                "--cassandra",
-                points,
-                "--local-dc",
-                s.region,
-                "--global-keyspace",
-                self.keyspace,
-                "--host-grace-s",
-                str(self.host_grace_s),
-                "--consistency",
-                self._consistency,
-            ],
-            self.root / "logs" / f"{s.cell}.log",
-        )
-        self.procs[f"cell:{s.site}"] = proc
-        ready = wait_ready(proc, f"cell {s.cell}")
-        self.cell_ports[s.site], self.metrics_ports[f"cell:{s.site}"] = (
-            int(ready["port"]),
-            int(ready["metrics"]),
-        )
-        for n in range(1, s.hosts + 1):
-            host = f"{s.site}-h{n}"
-            agent = spawn(
-                [
-                    "agent",
-                    "serve",
-                    "--host-id",
-                    host,
-                    "--cell-id",
-                    s.cell,
-                    "--controller",
-                    f"127.0.0.1:{self.cell_ports[s.site]}",
-                    "--libvirt-uri",
-                    self.libvirt_uri,
-                    "--vcpus",
-                    str(s.vcpus),
-                    "--memory-mb",
-                    str(s.memory_mb),
-                    "--disk-gb",
-                    str(s.disk_gb),
-                    "--state-dir",
-                    str(self.root / host),
-                ],
-                self.root / "logs" / f"{host}.log",
-            )
-            self.procs[f"agent:{host}"] = agent
-            self.metrics_ports[f"agent:{host}"] = int(wait_ready(agent, f"agent {host}")["metrics"])
+    def _cell_argv(self, s: SiteSpec) -> list[str]:
+        return [
+            "cell", "serve", "--cell-id", s.cell, "--site", s.site, "--region", s.region,
+            "--listen", "127.0.0.1:0", "--cassandra", ",".join(self.contact_points), "--local-dc", s.region,
+            "--global-keyspace", self.keyspace, "--host-grace-s", str(self.host_grace_s),
+            "--consistency", self._consistency,
+        ]  # fmt: skip
+
+    def _agent_argv(self, s: SiteSpec, n: int) -> list[str]:
+        host = f"{s.site}-h{n}"
+        return [
+            "agent", "serve", "--host-id", host, "--cell-id", s.cell,
+            "--controller", f"127.0.0.1:{self.cell_ports[s.site]}", "--libvirt-uri", self.libvirt_uri,
+            "--vcpus", str(s.vcpus), "--memory-mb", str(s.memory_mb), "--disk-gb", str(s.disk_gb),
+            "--state-dir", str(self.root / host),
+        ]  # fmt: skip
 
     def _wan_path(self, src: str, dst: str, port: int) -> list[str]:
         """A delay proxy from site `src` to a component of site `dst` on `port`, as a --dial override."""
@@ -196,46 +173,20 @@ class LocalFederation:
         self.dials.setdefault(src, {})[f"127.0.0.1:{port}"] = proxy.address
         return ["--dial", f"127.0.0.1:{port}={proxy.address}"]
 
-    async def _start_router(self, s: SiteSpec) -> None:
+    def _router_argv(self, s: SiteSpec) -> list[str]:
         dial = []
         for other in self.sites:
             if other.site != s.site:
                 dial += self._wan_path(s.site, other.site, self.cell_ports[other.site])
                 if other.site in self.router_ports:
                     dial += self._wan_path(s.site, other.site, self.router_ports[other.site])
-        proc = spawn(
-            [
-                "router",
-                "serve",
-                "--router-id",
-                f"{s.site}-r1",
-                "--site",
-                s.site,
-                "--region",
-                s.region,
-                "--lat",
-                str(s.lat),
-                "--lon",
-                str(s.lon),
-                "--listen",
-                f"127.0.0.1:{self.router_ports[s.site]}",
-                "--cassandra",
-                ",".join(self.contact_points),
-                "--local-dc",
-                s.region,
-                "--global-keyspace",
-                self.keyspace,
-                "--keys-dir",
-                str(self.root / "keys"),
-                "--consistency",
-                self._consistency,
-                *dial,
-            ],
-            self.root / "logs" / f"{s.site}-router.log",
-        )
-        self.procs[f"router:{s.site}"] = proc
-        ready = await asyncio.to_thread(wait_ready, proc, f"router {s.site}")
-        self.metrics_ports[f"router:{s.site}"] = int(ready["metrics"])
+        return [
+            "router", "serve", "--router-id", f"{s.site}-r1", "--site", s.site, "--region", s.region,
+            "--lat", str(s.lat), "--lon", str(s.lon), "--listen", f"127.0.0.1:{self.router_ports[s.site]}",
+            "--cassandra", ",".join(self.contact_points), "--local-dc", s.region,
+            "--global-keyspace", self.keyspace, "--keys-dir", str(self.root / "keys"),
+            "--consistency", self._consistency, *dial,
+        ]  # fmt: skip
 
     @property
     def _consistency(self) -> str:
