@@ -27,7 +27,7 @@ from localfed.workload import Sample
 from localfed.workload import summarize as workload_summary
 
 MODES = ("p2p", "central", "sync")
-OPS = ("create", "get (own site)", "get (other site)", "list", "delete")
+OPS = ("create", "get (own site)", "get (other site)", "list", "list (index only)", "delete")
 
 
 @click.command("locality")
@@ -140,7 +140,7 @@ def draw_chart(figures: dict[str, Any], path: Path) -> None:
 
     modes = list(figures)
     sites = sorted(next(iter(figures.values())))
-    ops = ("create", "get (own site)", "list")
+    ops = ("create", "get (own site)", "list (index only)")
     labels = [f"{site}\n{op}" for site in sites for op in ops]
     width = 0.8 / max(1, len(modes))
     fig, ax = plt.subplots(figsize=(max(8, len(labels) * 0.9), 5))
