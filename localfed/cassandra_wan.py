@@ -8,13 +8,20 @@ each side keeps working on its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import logging
+import shutil
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from fedlib.errors import NotFound, Unavailable
 from localfed.cassandra.node_config import ClusterSpec, nodes
 from localfed.sites import SiteSpec
 from localfed.wan_proxy import DelayProxy, ProxyHost
+
+log = logging.getLogger(__name__)
 
 
 def handshake_sender(head: bytes) -> str | None:
@@ -111,8 +118,28 @@ async def start_wan_cluster(
     region_of = {s.site: s.region for s in sites}
     wan = CassandraWan(spec, {(region_of[a], region_of[b]): ms for (a, b), ms in rtt.items()}, host)
     wan.start()
-    await cluster.up(spec, apply_schema=False)
+    try:
+        await cluster.up(spec, apply_schema=False)
+    except Unavailable as exc:
+        # Seen twice in some thirty starts here, never reproduced on demand: the nodes up but the CL.ALL
+        # probe timing out for the whole deadline. The node logs are kept for diagnosis and the
+        # throwaway cluster is started afresh once; a second failure is reported as it is.
+        kept = _keep_logs(spec.directory, root / f"cassandra-failed-{int(time.time())}")
+        log.warning(
+            "Cassandra did not get ready (%s); node logs kept in %s; starting it once more", exc, kept
+        )
+        with contextlib.suppress(NotFound):
+            cluster.down(spec.directory, purge=True)
+        await cluster.up(spec, apply_schema=False)
     return wan, [n.address for n in cluster.load(spec.directory).nodes]
+
+
+def _keep_logs(directory: Path, into: Path) -> Path:
+    for path in directory.glob("*/logs/*.log"):
+        target = into / path.relative_to(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    return into
 
 
 async def wait_links(points: list[str], dcs: Sequence[str], deadline_s: float = 60.0) -> None:
