@@ -160,15 +160,16 @@ def _clean_leftovers(root: Path) -> None:
                 f"a federation already runs from {root} (pid {data['supervisor']}): `cellfed down` first"
             )
         _kill_leftovers(data)
-        _remove_guests(str(data.get("libvirt_uri", TEST_URI)), set(data.get("cell_ids", [])))
         state.unlink()
     _cassandra_down(root)  # whatever a crashed run left
 
 
 def _kill_leftovers(data: dict[str, object]) -> None:
+    """What a supervisor that died left: its process groups, and its guests on the machine's libvirtd."""
     for pid in dict(data.get("pids", {})).values():  # type: ignore[call-overload]
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(int(pid), signal.SIGKILL)
+    _remove_guests(str(data.get("libvirt_uri", TEST_URI)), set(data.get("cell_ids", [])))  # type: ignore[call-overload]
 
 
 def _remove_guests(libvirt_uri: str, cells: set[str]) -> None:
