@@ -131,7 +131,7 @@ async def _cut_under_load(fed: LocalFederation, wan: Any, plan: Plan) -> dict[st
     ]
     try:
         await asyncio.sleep(plan.before_s)
-        ledger.phase = "cut"
+        ledger.phase, ledger.cut_at = "cut", time.monotonic()
         fed.cut(plan.cut_site)
         wan.cut(region)
         await asyncio.sleep(plan.cut_s)
