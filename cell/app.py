@@ -107,6 +107,9 @@ async def start_cell(
             # Level-triggered like the capacity summary: a replica that missed the row (a write lost on
             # a WAN link reset, a hint never replayed) is repaired by the next re-assert, not by luck.
             upkeep.every(settings.directory_every_s, publish_state, "directory re-assert"),
+            upkeep.every(
+                c.settings.index_every_s, lambda: upkeep.republish_recent(c, publisher), "index re-assert"
+            ),
             upkeep.every(1.0, lambda: upkeep.refresh_gauges(c), "gauges"),
         )
     ]

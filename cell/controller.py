@@ -39,6 +39,9 @@ class ControllerSettings:
     build_timeout_ms: int = 120_000
     desired_every_s: float = 5.0
     directory_every_s: float = 10.0  # re-assert of the cell's directory row (one tiny row per cell)
+    # Re-assert of the index and listing rows of instances changed within the window (see upkeep).
+    index_every_s: float = 30.0
+    index_window_ms: int = 15 * 60_000
 
 
 class CellController:
