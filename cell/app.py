@@ -102,7 +102,8 @@ async def start_cell(
         for coro in (
             publisher.run(),
             upkeep.every(c.settings.desired_every_s, lambda: upkeep.push_desired_state(c), "desired state"),
-            upkeep.every(1.0, lambda: upkeep.fail_stuck_builds(c), "build timeouts"),
+            c.write_action_log(),
+            upkeep.every(1.0, lambda: upkeep.tick(c), "core tick"),
             upkeep.every(2.0, lambda: upkeep.publish_capacity(c, publisher), "capacity publish"),
             # Level-triggered like the capacity summary: a replica that missed the row (a write lost on
             # a WAN link reset, a hint never replayed) is repaired by the next re-assert, not by luck.

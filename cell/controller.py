@@ -1,9 +1,10 @@
-"""The cell controller: the authority for its instances and hosts.
+"""The cell controller: the authority for its instances and hosts, as a thin shell around the pure core.
 
-All state changes go through one asyncio lock: placement + claim + lifecycle transition + persist happen
-as one step, so concurrent builds can never double-book a host, and versions are written in order. The
-pure cores decide (cell.placement, cell.lifecycle); this class persists, then executes their actions:
-commands to agents (cell.agent_link), index publishing (cell.publisher), watcher notifications.
+Every change is one step of `cell.core.CellCore` under one asyncio lock: take the lock, step, persist
+the batch's rows (the only write on the request path; several rows go out together), advance the core,
+release the lock; then carry out the rest of the batch: commands and desired state to agents
+(cell.agent_link), index publishes (cell.publisher), watcher updates, and the action log, which a
+background task writes off the critical path (best effort: the record is the truth).
 
 Agents are level-triggered: on connect and every `desired_every_s` each host gets its full desired state,
 so a lost command or a killed agent costs time, never an instance.
@@ -13,20 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
+from cell import events as ev
 from cell import lifecycle as lc
 from cell.agent_link import AgentLink
-from cell.hosts import HostState, HostTable
+from cell.core import CellCore, CoreSettings
+from cell.hosts import HostState
 from cell.metrics import CellMetrics
-from cell.placement import CapacityLedger, HostCapacity, PlacementRequest, Policy, place
+from cell.placement import HostView, Policy
 from cell.publisher import Publisher
 from cell.records import CellInstance, InstanceSpec, from_row, to_row
-from fedlib.errors import AlreadyExists, NotFound, Unavailable
-from replication.cell_records import CellRecords
+from replication.cell_records import CellRecords, HostRow
 
 log = logging.getLogger(__name__)
+
+# Bounded so a slow store cannot grow the controller's memory; overflow drops log lines, never records.
+_ACTION_LOG_QUEUE = 10_000
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,9 @@ class ControllerSettings:
     index_every_s: float = 30.0
     index_window_ms: int = 15 * 60_000
 
+    def core(self) -> CoreSettings:
+        return CoreSettings(self.cell_id, self.policy, self.host_grace_ms, self.build_timeout_ms)
+
 
 class CellController:
     def __init__(
@@ -55,148 +64,114 @@ class CellController:
         metrics: CellMetrics,
     ) -> None:
         self.settings = settings
-        self._records, self._publisher, self._agents = records, publisher, agents
+        self._records, self._publisher, self.agents = records, publisher, agents
         self._now, self.metrics = clock_ms, metrics
         self._lock = asyncio.Lock()
-        self._instances: dict[str, CellInstance] = {}
-        self.hosts = HostTable(settings.host_grace_ms)
-        self._ledger = CapacityLedger()
+        self.core = CellCore(settings.core())
         self._watchers: dict[str, set[asyncio.Queue[tuple[CellInstance, str]]]] = {}
-        self.drained = False
+        self._action_log: asyncio.Queue[ev.LogEntry] = asyncio.Queue(_ACTION_LOG_QUEUE)
 
     # -- start-up -------------------------------------------------------------------------------------
     async def load(self) -> None:
         """Rebuilds memory from the cell keyspace: the controller may have been SIGKILLed at any point."""
-        for host_row in await self._records.load_hosts():
-            host = HostState(
-                host_row.host_id, host_row.libvirt_uri, host_row.vcpus, host_row.memory_mb, host_row.disk_gb,
-                host_row.cpu_allocation_ratio, host_row.memory_allocation_ratio, host_row.disabled,
-            )  # fmt: skip
-            self.hosts.upsert(host)
-            self._ledger = self._ledger.with_host(_capacity_of(host))
-        for row in await self._records.load_instances():
-            inst = from_row(row)
-            self._instances[inst.spec.instance_id] = inst
-            if inst.holds_claim and inst.record.host_id and inst.record.host_id in self._ledger.hosts:
-                self._ledger, _ = self._ledger.claim(
-                    inst.record.host_id,
-                    inst.spec.instance_id,
-                    inst.spec.flavor,
-                    inst.spec.spread_group or None,
-                )
+        hosts = [
+            HostState(r.host_id, r.libvirt_uri, r.vcpus, r.memory_mb, r.disk_gb,
+                      r.cpu_allocation_ratio, r.memory_allocation_ratio, r.disabled)
+            for r in await self._records.load_hosts()
+        ]  # fmt: skip
+        instances = [from_row(row) for row in await self._records.load_instances()]
+        drained = self.core.drained
+        self.core = CellCore.restore(self.settings.core(), hosts, instances)
+        self.core.drained = drained
+        for inst in instances:
             if inst.record.state is not lc.State.DELETED:
                 self._publisher.instance_changed(inst)
-        log.info("cell %s loaded %d hosts and %d instances", self.settings.cell_id,
-                 len(self.hosts.all()), len(self._instances))  # fmt: skip
+        log.info("cell %s loaded %d hosts and %d instances",
+                 self.settings.cell_id, len(hosts), len(instances))  # fmt: skip
 
     # -- reads ----------------------------------------------------------------------------------------
+    @property
+    def drained(self) -> bool:
+        return self.core.drained
+
+    @drained.setter
+    def drained(self, value: bool) -> None:
+        self.core.drained = value
+
     def find(self, instance_id: str, tenant: str) -> CellInstance:
-        inst = self._instances.get(instance_id)
-        # Another tenant's instance is reported exactly like a missing one: no existence leak.
-        if inst is None or (tenant and inst.spec.tenant != tenant):
-            raise NotFound(f"instance {instance_id} not found", field="instance_id")
-        return inst
+        return self.core.find(instance_id, tenant)
 
     def observed(self, inst: CellInstance) -> lc.ObservedStatus:
-        return lc.observed_status(
-            inst.record, self.hosts.last_seen(inst.record.host_id), self._now(), self.settings.host_grace_ms
-        )
+        return self.core.observed(inst, self._now())
 
     def instances_of(self, tenant: str) -> list[CellInstance]:
-        return [i for k, i in sorted(self._instances.items()) if not tenant or i.spec.tenant == tenant]
+        return self.core.instances_of(tenant)
 
-    # -- builds ---------------------------------------------------------------------------------------
+    def host_views(self) -> list[HostView]:
+        return self.core.host_views(self._now())
+
+    def now_ms(self) -> int:
+        return self._now()
+
+    # -- changes --------------------------------------------------------------------------------------
     async def build(self, spec: InstanceSpec) -> CellInstance:
-        async with self._lock:
-            existing = self._instances.get(spec.instance_id)
-            if existing is not None:
-                if existing.spec.tenant == spec.tenant and existing.spec.same_request(spec):
-                    return existing  # idempotent on the instance id
-                raise AlreadyExists(
-                    f"instance {spec.instance_id} exists with a different request", field="instance_id"
-                )
-            if self.drained:
-                raise Unavailable(f"cell {self.settings.cell_id} is drained and takes no new instances")
-            now = self._now()
-            started = asyncio.get_running_loop().time()
-            host_id = self._place(spec, now)
-            self._ledger, _ = self._ledger.claim(
-                host_id, spec.instance_id, spec.flavor, spec.spread_group or None
-            )
-            self.metrics.placement_seconds.labels(self.settings.cell_id).observe(
-                asyncio.get_running_loop().time() - started
-            )
-            record, actions = lc.create(spec.instance_id, host_id, now)
-            inst = CellInstance(spec, record, holds_claim=True)
-            try:
-                await self._persist(inst, "build requested", spec.request_id)
-            except Exception:
-                self._ledger = self._ledger.release(spec.instance_id)
-                raise
-        self._execute(inst, actions)
-        return inst
+        return _result(await self.handle(ev.BuildRequested(spec)))
 
-    def _place(self, spec: InstanceSpec, now: int) -> str:
-        views = [
-            self._ledger.view(h.host_id, up=self.hosts.is_up(h.host_id, now), disabled=h.disabled)
-            for h in self.hosts.all()
-            if h.host_id in self._ledger.hosts
-        ]
-        request = PlacementRequest(spec.flavor, self.settings.policy, spec.spread_group or None)
-        return place(request, views).require()
-
-    # -- user requests on existing instances ----------------------------------------------------------
     async def request(self, instance_id: str, tenant: str, event: lc.Event) -> CellInstance:
+        return _result(await self.handle(ev.UserRequested(instance_id, tenant, event)))
+
+    async def handle(self, event: ev.Event) -> ev.Ready:
+        """One step: decide, persist, advance under the lock; then carry out the rest outside it."""
         async with self._lock:
-            inst = self.find(instance_id, tenant)
-            if event.is_request and not isinstance(event, lc.Delete):
-                self._require_host_up(inst)
-            return await self._apply(inst, event, f"{event.kind} requested")
+            started = time.perf_counter()
+            ready = self.core.step(event, self._now())
+            if isinstance(event, ev.BuildRequested) and ready.rows:
+                self.metrics.placement_seconds.labels(self.settings.cell_id).observe(
+                    time.perf_counter() - started
+                )
+            await self._persist(ready)
+            self.core.advance(ready)
+        self._carry_out(ready)
+        return ready
 
-    def _require_host_up(self, inst: CellInstance) -> None:
-        host = inst.record.host_id
-        if host and not self.hosts.is_up(host, self._now()):
-            raise Unavailable(
-                f"host {host} of instance {inst.spec.instance_id} is not reporting; try again later"
+    async def _persist(self, ready: ev.Ready) -> None:
+        writes = [self._records.put_instance(to_row(inst)) for inst in ready.rows]
+        writes += [self._records.put_host(_host_row(h, ready.now_ms)) for h in ready.host_rows]
+        if writes:
+            await asyncio.gather(*writes)
+
+    def _carry_out(self, ready: ev.Ready) -> None:
+        for inst, reason in ready.notify:
+            self._notify(inst, reason)
+        for entry in ready.log:
+            try:
+                self._action_log.put_nowait(entry)
+            except asyncio.QueueFull:
+                log.warning("action log queue full; dropping a line for %s", entry.instance_id)
+        for command in ready.commands:
+            self.agents.command(command.host_id, command.instance, command.command)
+        for inst in ready.publish:
+            self._publisher.instance_changed(inst)
+        for host_id in ready.desired_for:
+            self.push_desired(host_id, ready.now_ms)
+        for finished in ready.builds_finished:
+            self.metrics.build_seconds.labels(self.settings.cell_id, finished.outcome).observe(
+                finished.seconds
             )
 
-    # -- the one place a transition happens -----------------------------------------------------------
-    async def _apply(self, inst: CellInstance, event: lc.Event, reason: str) -> CellInstance:
-        """Caller holds the lock."""
-        record, actions = lc.transition(inst.record, event, self._now())
-        if record is inst.record:
-            return inst
-        holds = inst.holds_claim and not any(isinstance(a, lc.ReleaseCapacity) for a in actions)
-        new = CellInstance(inst.spec, record, holds)
-        await self._persist(new, reason)
-        self._execute(new, actions)
-        if record.state in (lc.State.ACTIVE, lc.State.ERROR) and inst.record.state is lc.State.BUILDING:
-            outcome = "active" if record.state is lc.State.ACTIVE else "error"
-            self.metrics.build_seconds.labels(self.settings.cell_id, outcome).observe(
-                max(0, record.updated_ms - inst.spec.created_ms) / 1000
-            )
-        return new
+    def push_desired(self, host_id: str, now_ms: int) -> None:
+        self.agents.desired_state(host_id, self.core.on_host(host_id), now_ms)
 
-    async def _persist(self, inst: CellInstance, reason: str, request_id: str = "") -> None:
-        await self._records.put_instance(to_row(inst))
-        self._instances[inst.spec.instance_id] = inst
-        self._notify(inst, reason)
-        try:
-            await self._records.append_event(
-                inst.spec.instance_id, inst.record.updated_ms, reason, inst.record.state.value,
-                inst.record.fault.message if inst.record.fault else "", request_id,
-            )  # fmt: skip
-        except Exception as exc:  # the action log is best effort; the record above is the truth
-            log.warning("action log write failed for %s: %s", inst.spec.instance_id, exc)
-
-    def _execute(self, inst: CellInstance, actions: tuple[lc.Action, ...]) -> None:
-        for action in actions:
-            if isinstance(action, lc.SendToAgent):
-                self._agents.command(action.host_id, inst, action.command)
-            elif isinstance(action, lc.ReleaseCapacity):
-                self._ledger = self._ledger.release(action.instance_id)
-            elif isinstance(action, lc.PublishIndex):
-                self._publisher.instance_changed(inst)
+    async def write_action_log(self) -> None:
+        """Runs for the controller's life: the action log is written here, never on the request path."""
+        while True:
+            entry = await self._action_log.get()
+            try:
+                await self._records.append_event(
+                    entry.instance_id, entry.at_ms, entry.reason, entry.status, entry.detail, entry.request_id
+                )
+            except Exception as exc:  # best effort; the record is the truth
+                log.warning("action log write failed for %s: %s", entry.instance_id, exc)
 
     # -- watchers -------------------------------------------------------------------------------------
     def _notify(self, inst: CellInstance, reason: str) -> None:
@@ -218,56 +193,13 @@ class CellController:
             if not self._watchers[instance_id]:
                 del self._watchers[instance_id]
 
-    # -- capacity -------------------------------------------------------------------------------------
-    def host_views(self) -> list:  # type: ignore[type-arg]
-        now = self._now()
-        return [
-            self._ledger.view(h.host_id, up=self.hosts.is_up(h.host_id, now), disabled=h.disabled)
-            for h in self.hosts.all()
-            if h.host_id in self._ledger.hosts
-        ]
 
-    def register_host(self, host: HostState) -> HostState:
-        known = self.hosts.get(host.host_id)
-        merged = replace(host, disabled=known.disabled) if known else host
-        self.hosts.upsert(merged)
-        self._ledger = self._ledger.with_host(_capacity_of(merged))
-        return merged
-
-    def update_instance_in_memory(self, inst: CellInstance) -> None:
-        self._instances[inst.spec.instance_id] = inst
-
-    @property
-    def lock(self) -> asyncio.Lock:
-        return self._lock
-
-    @property
-    def agents(self) -> AgentLink:
-        return self._agents
-
-    @property
-    def records(self) -> CellRecords:
-        return self._records
-
-    async def apply_locked(self, inst: CellInstance, event: lc.Event, reason: str) -> CellInstance:
-        return await self._apply(inst, event, reason)
-
-    def all_instances(self) -> list[CellInstance]:
-        return list(self._instances.values())
-
-    def all_by_id(self) -> dict[str, CellInstance]:
-        return self._instances
-
-    def now_ms(self) -> int:
-        return self._now()
+def _result(ready: ev.Ready) -> CellInstance:
+    if ready.result is None:  # every build and user request step sets it; a None is a core bug
+        raise RuntimeError("the cell core answered a request without a result")
+    return ready.result
 
 
-def _capacity_of(host: HostState) -> HostCapacity:
-    return HostCapacity(
-        host.host_id,
-        host.vcpus,
-        host.memory_mb,
-        host.disk_gb,
-        host.cpu_allocation_ratio,
-        host.memory_allocation_ratio,
-    )
+def _host_row(h: HostState, now_ms: int) -> HostRow:
+    return HostRow(h.host_id, h.vcpus, h.memory_mb, h.disk_gb, h.cpu_allocation_ratio,
+                   h.memory_allocation_ratio, h.libvirt_uri, h.disabled, now_ms)  # fmt: skip

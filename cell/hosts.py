@@ -34,6 +34,9 @@ class HostTable:
     def get(self, host_id: str) -> HostState | None:
         return self._hosts.get(host_id)
 
+    def ids(self) -> frozenset[str]:
+        return frozenset(self._hosts)
+
     def all(self) -> list[HostState]:
         return [self._hosts[k] for k in sorted(self._hosts)]
 
@@ -49,10 +52,13 @@ class HostTable:
 
     def is_up(self, host_id: str, now_ms: int) -> bool:
         host = self._hosts.get(host_id)
-        if host is None or not host.connected or host.last_seen_ms is None:
-            return False
-        return now_ms - host.last_seen_ms <= self.grace_ms
+        return host is not None and is_up(host, now_ms, self.grace_ms)
 
     def last_seen(self, host_id: str | None) -> int | None:
         host = self._hosts.get(host_id) if host_id else None
         return host.last_seen_ms if host else None
+
+
+def is_up(host: HostState, now_ms: int, grace_ms: int) -> bool:
+    """Connected and heard from within the grace period: the one liveness rule placement and readers use."""
+    return host.connected and host.last_seen_ms is not None and now_ms - host.last_seen_ms <= grace_ms

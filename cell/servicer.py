@@ -74,9 +74,8 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
         ids = list(request.instance_ids)
         check_batch(ids)
         out = cell_pb2.BatchGetInstancesResponse()
-        known = self._c.all_by_id()
         for iid in ids:
-            inst = known.get(iid)
+            inst = self._c.core.get(iid)
             if inst is None or (request.tenant and inst.spec.tenant != request.tenant):
                 out.missing_ids.append(iid)
             else:
@@ -168,16 +167,16 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
             capacity=common_pb2.Capacity(
                 vcpus_total=s.vcpus_total, vcpus_free=s.vcpus_free, memory_mb_total=s.mem_mb_total,
                 memory_mb_free=s.mem_mb_free, disk_gb_total=s.disk_gb_total, disk_gb_free=s.disk_gb_free,
-                hosts_up=s.hosts_up, hosts_total=len(c.hosts.all()), instances=s.instances,
+                hosts_up=s.hosts_up, hosts_total=len(c.core.hosts.all()), instances=s.instances,
             ),
         )  # fmt: skip
         now = c.now_ms()
-        for h in c.hosts.all():
-            host = out.hosts.add(host=h.host_id, up=c.hosts.is_up(h.host_id, now), disabled=h.disabled,
+        for h in c.core.hosts.all():
+            host = out.hosts.add(host=h.host_id, up=c.core.hosts.is_up(h.host_id, now), disabled=h.disabled,
                                  libvirt_uri=h.libvirt_uri)  # fmt: skip
             if h.last_seen_ms is not None:
                 host.last_heartbeat.FromMilliseconds(h.last_seen_ms)
-        for inst in c.all_instances():
+        for inst in c.core.all_instances():
             status = c.observed(inst).status.value
             out.instances_by_status[status] = out.instances_by_status[status] + 1
         out.observed_at.FromMilliseconds(now)

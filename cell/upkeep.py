@@ -1,5 +1,5 @@
 """The controller's periodic work, each a loop with its own interval: push desired state to every
-connected host (level-triggered convergence), fail builds that never finished, publish the capacity
+connected host (level-triggered convergence), tick the core (builds that never finished), publish the capacity
 summary, refresh gauges. Loops log and continue on errors; they never stop the process."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
+from cell import events as ev
 from cell import lifecycle as lc
 from cell.controller import CellController
 from cell.placement import summarize
@@ -31,31 +32,20 @@ async def every(interval_s: float, work: Callable[[], Awaitable[None]], name: st
 
 async def push_desired_state(c: CellController) -> None:
     now = c.now_ms()
-    for host in c.hosts.all():
+    for host in c.core.hosts.all():
         if host.connected:
-            c.agents.desired_state(host.host_id, c.all_instances(), now)
+            c.push_desired(host.host_id, now)
 
 
-async def fail_stuck_builds(c: CellController) -> None:
-    """No instance stays BUILDING forever: past the build timeout it becomes ERROR with that fault."""
-    now = c.now_ms()
-    limit = c.settings.build_timeout_ms
-    stuck = [
-        i
-        for i in c.all_instances()
-        if i.record.state is lc.State.BUILDING and now - i.spec.created_ms > limit
-    ]
-    for inst in stuck:
-        async with c.lock:
-            fault = lc.Fault("BUILD_TIMEOUT", f"the build did not finish within {limit // 1000}s")
-            await c.apply_locked(
-                c.all_by_id()[inst.spec.instance_id], lc.BuildFailed(fault), "build timed out"
-            )
+async def tick(c: CellController) -> None:
+    """Time passing is an event of the core: builds past the build timeout become ERROR with that
+    fault, and placement re-reads which hosts went silent."""
+    await c.handle(ev.Tick())
 
 
 def capacity_summary(c: CellController) -> CapacitySummary:
     s = summarize(c.host_views())
-    live = [i for i in c.all_instances() if i.record.state is not lc.State.DELETED]
+    live = [i for i in c.core.all_instances() if i.record.state is not lc.State.DELETED]
     # As a reader should see them: an instance on a silent host counts as UNKNOWN, not as its last state.
     by_status = Counter(c.observed(i).status.value for i in live)
     return CapacitySummary(
@@ -79,7 +69,7 @@ async def publish_capacity(c: CellController, publisher: Publisher) -> None:
 
 async def refresh_gauges(c: CellController) -> None:
     m, cell, now = c.metrics, c.settings.cell_id, c.now_ms()
-    counts = Counter(c.observed(i).status.value for i in c.all_instances())
+    counts = Counter(c.observed(i).status.value for i in c.core.all_instances())
     for state in lc.State:
         m.instances.labels(cell, state.value).set(counts.get(state.value, 0))
     s = summarize(c.host_views())
@@ -88,7 +78,7 @@ async def refresh_gauges(c: CellController) -> None:
         m.memory.labels(cell, kind).set(value.memory_mb * 1024 * 1024)
         m.disk.labels(cell, kind).set(value.disk_gb * 1024**3)
     m.hosts_up.labels(cell).set(s.hosts_up)
-    for host in c.hosts.all():
+    for host in c.core.hosts.all():
         if host.last_seen_ms is not None:
             m.heartbeat_age.labels(cell, host.host_id).set(max(0, now - host.last_seen_ms) / 1000)
 
@@ -98,7 +88,5 @@ async def republish_recent(c: CellController, publisher: Publisher) -> None:
     rows of instances that changed recently. A replica that missed one (a WAN cut shorter than
     Cassandra's failure detection leaves hints that 2.1 replays only on a 10-minute timer) converges
     within one period. Idempotent: same rows, same timestamps; the publisher coalesces."""
-    now, window = c.now_ms(), c.settings.index_window_ms
-    for inst in c.all_instances():
-        if now - inst.record.updated_ms <= window:
-            publisher.instance_changed(inst)
+    for inst in c.core.recently_changed(c.now_ms(), c.settings.index_window_ms):
+        publisher.instance_changed(inst)

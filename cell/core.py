@@ -1,0 +1,371 @@
+"""The cell as one pure step (raft's RawNode): `step(event, now)` decides, `advance(ready)` commits.
+
+`step` reads the core's state and returns a `Ready` batch (cell.events) without changing anything: the
+new instance versions, the new capacity ledger, host table entries, placement views, commands for
+agents, index publishes, watcher updates and action-log lines. The controller persists `ready.rows`,
+and only when that succeeded calls `advance(ready)`; a failed write therefore leaves the core as it
+was, with no claim to release by hand. No I/O, no clock, no asyncio: time comes in as `now_ms`.
+
+The core owns the capacity ledger, the host table and, per host, the placement view, kept up to date
+incrementally: a change rebuilds the views of the hosts it touched, a tick re-reads liveness, so a build
+at 10,000 hosts costs one placement pass and no view construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+from cell import events as ev
+from cell import lifecycle as lc
+from cell.hosts import HostState, HostTable, is_up
+from cell.placement import CapacityLedger, Claim, HostCapacity, HostView, PlacementRequest, Policy, place
+from cell.records import CellInstance
+from fedlib.errors import AlreadyExists, NotFound, Unavailable
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    cell_id: str = ""
+    policy: Policy = Policy.SPREAD
+    host_grace_ms: int = 3_000  # fast detection: out of placement after this much silence
+    build_timeout_ms: int = 120_000
+
+
+class CellCore:
+    def __init__(self, settings: CoreSettings) -> None:
+        self.settings = settings
+        self.hosts = HostTable(settings.host_grace_ms)
+        self.ledger = CapacityLedger()
+        self.drained = False
+        self._instances: dict[str, CellInstance] = {}
+        self._views: dict[str, HostView] = {}
+        self._on_host: dict[str, set[str]] = {}  # host id -> ids of instances placed there
+        self._building: set[str] = set()  # ids in BUILDING: what a tick checks for timeouts
+
+    @classmethod
+    def restore(
+        cls, settings: CoreSettings, hosts: Iterable[HostState], instances: Iterable[CellInstance]
+    ) -> CellCore:
+        """The core as the cell keyspace describes it (after a restart, which may have been a SIGKILL at
+        any point). Hosts read as down until their agents connect again."""
+        core = cls(settings)
+        hosts, instances = list(hosts), list(instances)
+        for host in hosts:
+            core.hosts.upsert(host)
+        claims = [
+            Claim(i.spec.instance_id, i.record.host_id, i.spec.flavor.name, i.spec.flavor.resources,
+                  i.spec.spread_group or None)
+            for i in instances
+            if i.holds_claim and i.record.host_id in core.hosts.ids()
+        ]  # fmt: skip
+        core.ledger = CapacityLedger((_capacity_of(h) for h in hosts), claims)
+        for inst in instances:
+            core._install(inst)
+        core._views = {h.host_id: core._view(core.ledger, h, 0) for h in hosts}
+        return core
+
+    # -- reads ----------------------------------------------------------------------------------------
+    def find(self, instance_id: str, tenant: str) -> CellInstance:
+        inst = self._instances.get(instance_id)
+        # Another tenant's instance is reported exactly like a missing one: no existence leak.
+        if inst is None or (tenant and inst.spec.tenant != tenant):
+            raise NotFound(f"instance {instance_id} not found", field="instance_id")
+        return inst
+
+    def get(self, instance_id: str) -> CellInstance | None:
+        return self._instances.get(instance_id)
+
+    def all_instances(self) -> list[CellInstance]:
+        return list(self._instances.values())
+
+    def instances_of(self, tenant: str) -> list[CellInstance]:
+        return [i for _, i in sorted(self._instances.items()) if not tenant or i.spec.tenant == tenant]
+
+    def on_host(self, host_id: str) -> list[CellInstance]:
+        return [self._instances[i] for i in sorted(self._on_host.get(host_id, ()))]
+
+    def observed(self, inst: CellInstance, now_ms: int) -> lc.ObservedStatus:
+        return lc.observed_status(
+            inst.record, self.hosts.last_seen(inst.record.host_id), now_ms, self.settings.host_grace_ms
+        )
+
+    def host_views(self, now_ms: int) -> list[HostView]:
+        """Every host's placement view with liveness as of `now_ms` (only a flipped host is rebuilt)."""
+        return [self._fresh(v, now_ms) for _, v in sorted(self._views.items())]
+
+    def recently_changed(self, now_ms: int, window_ms: int) -> list[CellInstance]:
+        return [i for i in self._instances.values() if now_ms - i.record.updated_ms <= window_ms]
+
+    # -- the step -------------------------------------------------------------------------------------
+    def step(self, event: ev.Event, now_ms: int) -> ev.Ready:
+        """Decides what `event` does at `now_ms`. Raises a fedlib error for a request it refuses."""
+        batch = _Batch(self, now_ms)
+        if isinstance(event, ev.BuildRequested):
+            batch.build(event)
+        elif isinstance(event, ev.UserRequested):
+            batch.user_request(event)
+        elif isinstance(event, ev.HostConnected):
+            batch.host_connected(event)
+        elif isinstance(event, ev.HostHeartbeat):
+            batch.seen(event.host_id)
+            batch.observe(event.host_id, event.domains)
+        elif isinstance(event, ev.DomainReported):
+            batch.seen(event.host_id)
+            batch.report(event.instance_id, event.host_id, lc.HostReported(event.power),
+                         f"host event: {event.detail}")  # fmt: skip
+        elif isinstance(event, ev.CommandReported):
+            batch.seen(event.host_id)
+            batch.command_reported(event)
+        elif isinstance(event, ev.HostDisconnected):
+            batch.disconnected(event.host_id)
+        else:
+            batch.tick()
+        return batch.ready()
+
+    def advance(self, ready: ev.Ready) -> None:
+        """Installs what a step decided, once its rows are stored."""
+        for inst in ready.rows:
+            self._install(inst)
+        for host in ready.hosts:
+            self.hosts.upsert(host)
+        if ready.ledger is not None:
+            self.ledger = ready.ledger
+        self._views.update(ready.views)
+
+    # -- internals ------------------------------------------------------------------------------------
+    def _install(self, inst: CellInstance) -> None:
+        iid, rec = inst.spec.instance_id, inst.record
+        old = self._instances.get(iid)
+        if old is not None and old.record.host_id and old.record.host_id != rec.host_id:
+            self._on_host.get(old.record.host_id, set()).discard(iid)
+        self._instances[iid] = inst
+        if rec.host_id:
+            self._on_host.setdefault(rec.host_id, set()).add(iid)
+        if rec.state is lc.State.BUILDING:
+            self._building.add(iid)
+        else:
+            self._building.discard(iid)
+
+    def _view(self, ledger: CapacityLedger, host: HostState, now_ms: int) -> HostView:
+        up = is_up(host, now_ms, self.settings.host_grace_ms)
+        return ledger.view(host.host_id, up=up, disabled=host.disabled)
+
+    def _fresh(self, view: HostView, now_ms: int) -> HostView:
+        host = self.hosts.get(view.host_id)
+        up = host is not None and is_up(host, now_ms, self.settings.host_grace_ms)
+        return view if view.up == up else replace(view, up=up)
+
+    def building_ids(self) -> frozenset[str]:
+        return frozenset(self._building)
+
+
+class _Batch:
+    """One step's decisions, accumulated over an overlay of the core's state (which stays untouched)."""
+
+    def __init__(self, core: CellCore, now_ms: int) -> None:
+        self.core, self.now = core, now_ms
+        self.ledger = core.ledger
+        self.ledger_changed = False
+        self.changed: dict[str, CellInstance] = {}
+        self.hosts: dict[str, HostState] = {}
+        self.host_rows: list[HostState] = []
+        self.views: dict[str, HostView] = {}
+        self.touched: set[str] = set()  # hosts whose view must be rebuilt
+        self.result: CellInstance | None = None
+        self.log: list[ev.LogEntry] = []
+        self.notify: list[tuple[CellInstance, str]] = []
+        self.commands: list[ev.Command] = []
+        self.desired_for: list[str] = []
+        self.publish: list[CellInstance] = []
+        self.finished: list[ev.BuildFinished] = []
+
+    def instance(self, instance_id: str) -> CellInstance | None:
+        return self.changed.get(instance_id) or self.core.get(instance_id)
+
+    def host(self, host_id: str) -> HostState | None:
+        return self.hosts.get(host_id) or self.core.hosts.get(host_id)
+
+    # -- builds and user requests ---------------------------------------------------------------------
+    def build(self, event: ev.BuildRequested) -> None:
+        spec = event.spec
+        existing = self.core.get(spec.instance_id)
+        if existing is not None:
+            if existing.spec.tenant == spec.tenant and existing.spec.same_request(spec):
+                self.result = existing  # idempotent on the instance id
+                return
+            raise AlreadyExists(
+                f"instance {spec.instance_id} exists with a different request", field="instance_id"
+            )
+        if self.core.drained:
+            raise Unavailable(f"cell {self.core.settings.cell_id} is drained and takes no new instances")
+        group = spec.spread_group or None
+        host_id = self._place(PlacementRequest(spec.flavor, self.core.settings.policy, group))
+        self.ledger, _ = self.ledger.claim(host_id, spec.instance_id, spec.flavor, group)
+        self.ledger_changed = True
+        self.touched.add(host_id)
+        record, actions = lc.create(spec.instance_id, host_id, self.now)
+        self.result = self._record(CellInstance(spec, record, holds_claim=True), actions,
+                                   "build requested", spec.request_id)  # fmt: skip
+
+    def _place(self, request: PlacementRequest) -> str:
+        """Placement over the cached views; a chosen host that went silent since the last tick sends
+        the decision back over views re-read now (rare: at most one tick's worth of staleness)."""
+        views = list(self.core._views.values())
+        chosen = place(request, views).host_id
+        host = self.host(chosen) if chosen else None
+        if host is not None and is_up(host, self.now, self.core.settings.host_grace_ms):
+            return host.host_id
+        fresh = [self.core._fresh(v, self.now) for v in views]
+        self.views.update((v.host_id, v) for v in fresh if v is not self.core._views[v.host_id])
+        return place(request, fresh).require()
+
+    def user_request(self, event: ev.UserRequested) -> None:
+        inst = self.core.find(event.instance_id, event.tenant)
+        request = event.request
+        host_id = inst.record.host_id
+        if request.is_request and not isinstance(request, lc.Delete) and host_id:
+            host = self.host(host_id)
+            if host is None or not is_up(host, self.now, self.core.settings.host_grace_ms):
+                raise Unavailable(
+                    f"host {host_id} of instance {event.instance_id} is not reporting; try again later"
+                )
+        self.result = self.transition(inst, request, f"{request.kind} requested")
+
+    # -- what hosts report ----------------------------------------------------------------------------
+    def host_connected(self, event: ev.HostConnected) -> None:
+        known = self.core.hosts.get(event.host.host_id)
+        host = replace(
+            event.host,
+            disabled=known.disabled if known else event.host.disabled,
+            connected=True,
+            last_seen_ms=self.now,
+        )
+        self.hosts[host.host_id] = host
+        self.host_rows.append(host)
+        self.ledger = self.ledger.with_host(_capacity_of(host))
+        self.ledger_changed = True
+        self.touched.add(host.host_id)
+        self.observe(host.host_id, event.domains)
+        self.desired_for.append(host.host_id)
+
+    def seen(self, host_id: str) -> None:
+        host = self.host(host_id)
+        if host is None:
+            return
+        self.hosts[host_id] = replace(host, connected=True, last_seen_ms=self.now)
+        view = self.core._views.get(host_id)
+        if view is None or not view.up:
+            self.touched.add(host_id)
+
+    def disconnected(self, host_id: str) -> None:
+        host = self.host(host_id)
+        if host is not None:
+            self.hosts[host_id] = replace(host, connected=False)
+            self.touched.add(host_id)
+
+    def observe(self, host_id: str, domains: Mapping[str, lc.PowerState]) -> None:
+        """Level-triggered: every instance placed on this host is compared with what the host runs."""
+        for inst in self.core.on_host(host_id):
+            if inst.record.state is lc.State.DELETED:
+                continue
+            power = domains.get(inst.spec.instance_id, lc.PowerState.NO_DOMAIN)
+            self.report(inst.spec.instance_id, host_id, lc.HostReported(power), f"host reports {power.value}")
+
+    def command_reported(self, event: ev.CommandReported) -> None:
+        event_for = _event_for(event)
+        if event_for is not None:
+            reason = "host reported success" if event.ok else f"host reported failure: {event.error}"
+            self.report(event.instance_id, event.host_id, event_for, reason)
+
+    def report(self, instance_id: str, host_id: str, event: lc.Event, reason: str) -> None:
+        inst = self.instance(instance_id)
+        if inst is None or inst.record.host_id != host_id:
+            return  # not ours on this host: the agent's orphan policy deals with it
+        self.transition(inst, event, reason)
+
+    # -- time -----------------------------------------------------------------------------------------
+    def tick(self) -> None:
+        limit = self.core.settings.build_timeout_ms
+        for iid in sorted(self.core.building_ids()):
+            inst = self.core.get(iid)
+            if inst is not None and self.now - inst.spec.created_ms > limit:
+                fault = lc.Fault("BUILD_TIMEOUT", f"the build did not finish within {limit // 1000}s")
+                self.transition(inst, lc.BuildFailed(fault), "build timed out")
+        for host_id, view in self.core._views.items():
+            fresh = self.core._fresh(view, self.now)
+            if fresh is not view:
+                self.views[host_id] = fresh
+
+    # -- the one place a transition happens -----------------------------------------------------------
+    def transition(self, inst: CellInstance, event: lc.Event, reason: str) -> CellInstance:
+        record, actions = lc.transition(inst.record, event, self.now)
+        if record is inst.record:
+            return inst
+        holds = inst.holds_claim and not any(isinstance(a, lc.ReleaseCapacity) for a in actions)
+        new = self._record(CellInstance(inst.spec, record, holds), actions, reason)
+        if inst.record.state is lc.State.BUILDING and record.state in (lc.State.ACTIVE, lc.State.ERROR):
+            outcome = "active" if record.state is lc.State.ACTIVE else "error"
+            took_s = max(0, record.updated_ms - inst.spec.created_ms) / 1000
+            self.finished.append(ev.BuildFinished(outcome, took_s))
+        return new
+
+    def _record(
+        self, inst: CellInstance, actions: tuple[lc.Action, ...], reason: str, request_id: str = ""
+    ) -> CellInstance:
+        rec = inst.record
+        self.changed[inst.spec.instance_id] = inst
+        self.notify.append((inst, reason))
+        self.log.append(ev.LogEntry(inst.spec.instance_id, rec.updated_ms, reason, rec.state.value,
+                                    rec.fault.message if rec.fault else "", request_id))  # fmt: skip
+        for action in actions:
+            if isinstance(action, lc.SendToAgent):
+                self.commands.append(ev.Command(action.host_id, inst, action.command))
+            elif isinstance(action, lc.ReleaseCapacity):
+                claim = self.ledger.claims.get(action.instance_id)
+                self.ledger = self.ledger.release(action.instance_id)
+                self.ledger_changed = True
+                if claim is not None:
+                    self.touched.add(claim.host_id)
+            elif isinstance(action, lc.PublishIndex):
+                self.publish.append(inst)
+        return inst
+
+    def ready(self) -> ev.Ready:
+        for host_id in self.touched:
+            host = self.host(host_id)
+            if host is not None and host_id in self.ledger.hosts:
+                self.views[host_id] = self.core._view(self.ledger, host, self.now)
+        return ev.Ready(
+            now_ms=self.now,
+            result=self.result,
+            rows=tuple(self.changed.values()),
+            hosts=tuple(self.hosts.values()),
+            host_rows=tuple(self.host_rows),
+            ledger=self.ledger if self.ledger_changed else None,
+            views=self.views,
+            log=tuple(self.log),
+            notify=tuple(self.notify),
+            commands=tuple(self.commands),
+            desired_for=tuple(self.desired_for),
+            publish=tuple(self.publish),
+            builds_finished=tuple(self.finished),
+        )
+
+
+def _event_for(report: ev.CommandReported) -> lc.Event | None:
+    fault = lc.Fault(f"{report.command.value}_FAILED", report.error or "the host reported a failure")
+    if report.command is lc.AgentCommand.BUILD:
+        return lc.BuildSucceeded() if report.ok else lc.BuildFailed(fault)
+    if report.command is lc.AgentCommand.REBOOT:
+        return lc.RebootDone() if report.ok else lc.CommandFailed(fault)
+    if report.command is lc.AgentCommand.DELETE:
+        return lc.DeleteDone() if report.ok else lc.CommandFailed(fault)
+    return None  # start/stop: the state already says what is wanted; the desired-state loop converges
+
+
+def _capacity_of(host: HostState) -> HostCapacity:
+    return HostCapacity(
+        host.host_id, host.vcpus, host.memory_mb, host.disk_gb,
+        host.cpu_allocation_ratio, host.memory_allocation_ratio,
+    )  # fmt: skip

@@ -1,0 +1,134 @@
+"""What the cell core takes in (events) and hands back (one `Ready` batch per step).
+
+Events are frozen values decoded at the edges (the Cell API servicer, the agent stream, the periodic
+loops); none carries a protobuf, a socket or a clock. `Ready` is raft's idea: everything a step decided,
+as data, for the controller to carry out in order: persist `rows` (the only write on the request path),
+then `advance` the core, then send `commands` and `desired_for`, queue `publish`, notify watchers and
+append `log` to the action log off the critical path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cell import lifecycle as lc
+from cell.hosts import HostState
+from cell.placement import CapacityLedger, HostView
+from cell.records import CellInstance, InstanceSpec
+
+
+# -- events ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BuildRequested:
+    """A router asks for a new instance (or repeats an earlier ask: idempotent on the instance id)."""
+
+    spec: InstanceSpec
+
+
+@dataclass(frozen=True)
+class UserRequested:
+    """start / stop / reboot / delete of an existing instance, on behalf of `tenant` ("" = any)."""
+
+    instance_id: str
+    tenant: str
+    request: lc.Event
+
+
+@dataclass(frozen=True)
+class HostConnected:
+    """An agent's hello: the host's resources (`disabled` is the controller's, kept from before) and
+    what it runs now."""
+
+    host: HostState
+    domains: Mapping[str, lc.PowerState]
+
+
+@dataclass(frozen=True)
+class HostHeartbeat:
+    host_id: str
+    domains: Mapping[str, lc.PowerState]  # the whole picture: an instance absent here has no domain
+
+
+@dataclass(frozen=True)
+class DomainReported:
+    """One libvirt lifecycle event: a single instance's power, between heartbeats."""
+
+    host_id: str
+    instance_id: str
+    power: lc.PowerState
+    detail: str
+
+
+@dataclass(frozen=True)
+class CommandReported:
+    """An agent finished a command it was sent, successfully or not."""
+
+    host_id: str
+    instance_id: str
+    command: lc.AgentCommand
+    ok: bool
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class HostDisconnected:
+    host_id: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed: builds past their deadline fail, host liveness is re-read for placement."""
+
+
+Event = (
+    BuildRequested | UserRequested | HostConnected | HostHeartbeat | DomainReported | CommandReported
+    | HostDisconnected | Tick
+)  # fmt: skip
+
+
+# -- the batch ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LogEntry:
+    """One line of an instance's action log."""
+
+    instance_id: str
+    at_ms: int
+    reason: str
+    status: str
+    detail: str
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class Command:
+    host_id: str
+    instance: CellInstance
+    command: lc.AgentCommand
+
+
+@dataclass(frozen=True)
+class BuildFinished:
+    outcome: str  # "active" | "error"
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Ready:
+    now_ms: int
+    result: CellInstance | None = None  # the answer to a build or a user request
+    rows: tuple[CellInstance, ...] = ()  # new versions to persist before anything else happens
+    hosts: tuple[HostState, ...] = ()  # host table entries to install (liveness, resources)
+    host_rows: tuple[HostState, ...] = ()  # of those, the ones to persist (resources changed)
+    ledger: CapacityLedger | None = None  # the new ledger when claims changed
+    views: Mapping[str, HostView] = field(default_factory=dict)  # placement views to install
+    log: tuple[LogEntry, ...] = ()
+    notify: tuple[tuple[CellInstance, str], ...] = ()  # watcher updates, in order
+    commands: tuple[Command, ...] = ()
+    desired_for: tuple[str, ...] = ()  # hosts that should get their whole desired state now
+    publish: tuple[CellInstance, ...] = ()  # index and listing rows to (re)write
+    builds_finished: tuple[BuildFinished, ...] = ()
+
+    @property
+    def changes_state(self) -> bool:
+        return bool(self.rows or self.hosts or self.ledger is not None or self.views)
