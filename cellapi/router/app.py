@@ -93,7 +93,7 @@ async def start_router(
     metrics = metrics or RouterMetrics(settings.site_id)
     directory = Directory(store, settings, wall_clock_ms)
     prober = Prober(directory, metrics, wall_clock_ms, settings.probe_timeout_s, settings.dial_address)
-    cells = CellClients(settings.dial_address)
+    cells = CellClients(settings.dial_address, prober.reachable)
     owners = Owners(directory, store.index, metrics)
 
     def observe(target_site: str, method: str, code: str, seconds: float) -> None:
