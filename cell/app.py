@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cellfed.v1 import agent_pb2_grpc, cell_pb2_grpc
@@ -57,7 +58,9 @@ async def start_cell(
     listen: str,
     advertise: str | None = None,
     metrics: CellMetrics | None = None,
+    clock_ms: Callable[[], int] = wall_clock_ms,
 ) -> RunningCell:
+    """`clock_ms` is for in-process test harnesses that own time; production leaves the wall clock."""
     metrics = metrics or CellMetrics(settings.cell_id, site=settings.site_id)
     publisher = Publisher(
         cell_id=settings.cell_id, site_id=settings.site_id, index=store.index, listing=store.listing,
@@ -66,7 +69,7 @@ async def start_cell(
     )  # fmt: skip
     hub = AgentHub()
     controller = CellController(
-        settings, records, publisher, AgentLink(hub, settings.cell_id), wall_clock_ms, metrics
+        settings, records, publisher, AgentLink(hub, settings.cell_id), clock_ms, metrics
     )
     hub.attach(HostReports(controller))
     await controller.load()
@@ -79,7 +82,7 @@ async def start_cell(
         async with publish_lock:
             state = CellState.DRAINED if controller.drained else CellState.ENABLED
             await store.directory.put_cell(
-                Cell(settings.cell_id, settings.site_id, settings.region, endpoint, state, wall_clock_ms())
+                Cell(settings.cell_id, settings.site_id, settings.region, endpoint, state, clock_ms())
             )
 
     servicer = CellServicer(controller, lambda _drained: publish_state())

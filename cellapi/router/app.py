@@ -23,7 +23,7 @@ from cellapi.router.listing import Lister
 from cellapi.router.metrics import RouterMetrics
 from cellapi.router.owners import Owners
 from cellapi.router.placement import Placement
-from cellapi.router.prober import Prober
+from cellapi.router.prober import ProbeCheck, Prober
 from cellapi.router.reporter import Reporter
 from cellapi.router.settings import RouterSettings
 from cellapi.router.status_http import StatusServer, start_status_server
@@ -88,11 +88,17 @@ async def start_router(
     listen: str,
     metrics: RouterMetrics | None = None,
     status_listen: str | None = None,
+    clock_ms: Callable[[], int] = wall_clock_ms,
+    probe: ProbeCheck | None = None,
 ) -> RunningRouter:
-    """`status_listen` ("host:port"), when given, also serves the read-only status page there."""
+    """`status_listen` ("host:port"), when given, also serves the read-only status page there.
+    `clock_ms` and `probe` (how one health probe is made and timed) are for in-process test harnesses
+    that own time and the network; production passes neither."""
     metrics = metrics or RouterMetrics(settings.site_id)
-    directory = Directory(store, settings, wall_clock_ms)
-    prober = Prober(directory, metrics, wall_clock_ms, settings.probe_timeout_s, settings.dial_address)
+    directory = Directory(store, settings, clock_ms)
+    prober = Prober(
+        directory, metrics, clock_ms, settings.probe_timeout_s, settings.dial_address, check=probe
+    )
     cells = CellClients(settings.dial_address, prober.reachable)
     owners = Owners(directory, store.index, metrics)
 
@@ -103,14 +109,14 @@ async def start_router(
         metrics.requests.labels(settings.site_id, method, code).inc()
         metrics.request_duration.labels(settings.site_id, method).observe(seconds)
 
-    ops = InstanceOps(settings, owners, cells, observe, wall_clock_ms)
-    placement = Placement(settings, directory, prober, wall_clock_ms)
+    ops = InstanceOps(settings, owners, cells, observe, clock_ms)
+    placement = Placement(settings, directory, prober, clock_ms)
     creator = Creator(
         region=settings.region,
         site_id=settings.site_id,
         ledger=store.idempotency,
         cells=cells,
-        clock_ms=wall_clock_ms,
+        clock_ms=clock_ms,
         timeout_s=settings.cell_timeout_s,
         ttl_s=settings.idempotency_ttl_s,
         peer_regions=lambda: sorted(
@@ -125,12 +131,12 @@ async def start_router(
         cells,
         prober.reachable,
         settings.enrich_timeout_s,
-        wall_clock_ms,
+        clock_ms,
         lambda site: metrics.unreachable.labels(settings.site_id, site).inc(),
     )
     groups = GroupSites(directory, cells, prober.reachable, settings.enrich_timeout_s)
     compute = ComputeServicer(settings, placement, creator, ops, lister, count, groups)
-    federation = FederationServicer(settings, directory, prober, placement, cells, wall_clock_ms, count)
+    federation = FederationServicer(settings, directory, prober, placement, cells, clock_ms, count)
     server = await start_server(
         listen,
         [
@@ -142,7 +148,7 @@ async def start_router(
     )
     if not directory.advertise:
         directory.advertise = f"{listen.rpartition(':')[0]}:{server.port}"
-    reporter = Reporter(settings, store.routers, metrics, prober.rtt_by_site, wall_clock_ms)
+    reporter = Reporter(settings, store.routers, metrics, prober.rtt_by_site, clock_ms)
 
     async def heartbeat() -> None:
         await directory.announce()
@@ -159,7 +165,7 @@ async def start_router(
     ]
     if status_listen:
         try:
-            running.status = await start_status_server(status_listen, federation.snapshot_view, wall_clock_ms)
+            running.status = await start_status_server(status_listen, federation.snapshot_view, clock_ms)
         except Exception:  # e.g. the address is taken: leave nothing running behind
             await running.stop()
             raise
