@@ -1,9 +1,9 @@
 """The controller's side of the Agent API: one long-lived bidirectional stream per compute host.
 
 The hub only moves messages: it registers a host on its hello, hands every inbound message to a
-`HostListener` (the controller), and queues outbound commands and desired state per host. It never
-decides anything; correctness comes from the controller's level-triggered desired state, so a lost
-command or a dropped stream costs latency, never an instance.
+`HostListener` (the controller), and queues outbound desired state per host. It never decides
+anything; correctness comes from the controller's level-triggered desired state, so a lost message or a
+dropped stream costs latency, never an instance.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ class HostListener(Protocol):
     async def host_connected(self, host: str, hello: agent_pb2.AgentHello) -> None: ...
     async def host_heartbeat(self, host: str, heartbeat: agent_pb2.AgentHeartbeat) -> None: ...
     async def domain_event(self, host: str, event: agent_pb2.DomainEvent) -> None: ...
-    async def command_result(self, host: str, result: agent_pb2.CommandResult) -> None: ...
     async def host_disconnected(self, host: str) -> None: ...
 
 
@@ -117,7 +116,5 @@ class AgentHub(agent_pb2_grpc.AgentServiceServicer):
             await self.listener.host_heartbeat(host, message.heartbeat)
         elif kind == "domain_event":
             await self.listener.domain_event(host, message.domain_event)
-        elif kind == "command_result":
-            await self.listener.command_result(host, message.command_result)
         elif kind == "hello":
             await self.listener.host_connected(host, message.hello)

@@ -2,12 +2,13 @@
 
 Every change is one step of `cell.core.CellCore` under one asyncio lock: take the lock, step, persist
 the batch's rows (the only write on the request path; several rows go out together), advance the core,
-release the lock; then carry out the rest of the batch: commands and desired state to agents
-(cell.agent_link), index publishes (cell.publisher), watcher updates, and the action log, which a
+release the lock; then carry out the rest of the batch: the new desired state of every host that must
+act (cell.agent_link; agents get no commands, only desired state), index publishes (cell.publisher),
+watcher updates, and the action log, which a
 background task writes off the critical path (best effort: the record is the truth).
 
-Agents are level-triggered: on connect and every `desired_every_s` each host gets its full desired state,
-so a lost command or a killed agent costs time, never an instance.
+Agents are level-triggered: on connect, on every change and every `desired_every_s` each host gets its
+full desired state, so a lost message or a killed agent costs time, never an instance.
 """
 
 from __future__ import annotations
@@ -148,12 +149,12 @@ class CellController:
                 self._action_log.put_nowait(entry)
             except asyncio.QueueFull:
                 log.warning("action log queue full; dropping a line for %s", entry.instance_id)
-        for command in ready.commands:
-            self.agents.command(command.host_id, command.instance, command.command)
         for inst in ready.publish:
             self._publisher.instance_changed(inst)
         for host_id in ready.desired_for:
             self.push_desired(host_id, ready.now_ms)
+        for failure in ready.failures:
+            self.metrics.agent_errors.labels(self.settings.cell_id, failure.call or "unknown").inc()
         for finished in ready.builds_finished:
             self.metrics.build_seconds.labels(self.settings.cell_id, finished.outcome).observe(
                 finished.seconds

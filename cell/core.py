@@ -1,10 +1,10 @@
 """The cell as one pure step (raft's RawNode): `step(event, now)` decides, `advance(ready)` commits.
 
 `step` reads the core's state and returns a `Ready` batch (cell.events) without changing anything: the
-new instance versions, the new capacity ledger, host table entries, placement views, commands for
-agents, index publishes, watcher updates and action-log lines. The controller persists `ready.rows`,
-and only when that succeeded calls `advance(ready)`; a failed write therefore leaves the core as it
-was, with no claim to release by hand. No I/O, no clock, no asyncio: time comes in as `now_ms`.
+new instance versions, the new capacity ledger, host table entries, placement views, the hosts whose
+desired state changed, index publishes, watcher updates and action-log lines. The controller persists
+`ready.rows`, and only when that succeeded calls `advance(ready)`; a failed write therefore leaves the
+core as it was, with no claim to release by hand. No I/O, no clock, no asyncio: time comes in as `now_ms`.
 
 The core owns the capacity ledger, the host table and, per host, the placement view, kept up to date
 incrementally: a change rebuilds the views of the hosts it touched, a tick re-reads liveness, so a build
@@ -109,14 +109,11 @@ class CellCore:
             batch.host_connected(event)
         elif isinstance(event, ev.HostHeartbeat):
             batch.seen(event.host_id)
-            batch.observe(event.host_id, event.domains)
+            batch.observe(event.host_id, event.domains, event.failures)
         elif isinstance(event, ev.DomainReported):
             batch.seen(event.host_id)
             batch.report(event.instance_id, event.host_id, lc.HostReported(event.power),
                          f"host event: {event.detail}")  # fmt: skip
-        elif isinstance(event, ev.CommandReported):
-            batch.seen(event.host_id)
-            batch.command_reported(event)
         elif isinstance(event, ev.HostDisconnected):
             batch.disconnected(event.host_id)
         else:
@@ -175,8 +172,8 @@ class _Batch:
         self.result: CellInstance | None = None
         self.log: list[ev.LogEntry] = []
         self.notify: list[tuple[CellInstance, str]] = []
-        self.commands: list[ev.Command] = []
-        self.desired_for: list[str] = []
+        self.failures: list[ev.Failure] = []
+        self.desired_for: dict[str, None] = {}  # ordered set
         self.publish: list[CellInstance] = []
         self.finished: list[ev.BuildFinished] = []
 
@@ -246,8 +243,8 @@ class _Batch:
         self.ledger = self.ledger.with_host(_capacity_of(host))
         self.ledger_changed = True
         self.touched.add(host.host_id)
-        self.observe(host.host_id, event.domains)
-        self.desired_for.append(host.host_id)
+        self.observe(host.host_id, event.domains, {})
+        self.desired_for[host.host_id] = None
 
     def seen(self, host_id: str) -> None:
         host = self.host(host_id)
@@ -264,19 +261,40 @@ class _Batch:
             self.hosts[host_id] = replace(host, connected=False)
             self.touched.add(host_id)
 
-    def observe(self, host_id: str, domains: Mapping[str, lc.PowerState]) -> None:
-        """Level-triggered: every instance placed on this host is compared with what the host runs."""
+    def observe(
+        self, host_id: str, domains: Mapping[str, ev.Observed], failures: Mapping[str, ev.Failure]
+    ) -> None:
+        """Level-triggered: every instance placed on this host is compared with what the host runs, the
+        reboots it applied and what it failed to do."""
         for inst in self.core.on_host(host_id):
+            iid = inst.spec.instance_id
             if inst.record.state is lc.State.DELETED:
                 continue
-            power = domains.get(inst.spec.instance_id, lc.PowerState.NO_DOMAIN)
-            self.report(inst.spec.instance_id, host_id, lc.HostReported(power), f"host reports {power.value}")
+            seen = domains.get(iid)
+            power = seen.power if seen else lc.PowerState.NO_DOMAIN
+            self.report(iid, host_id, lc.HostReported(power), f"host reports {power.value}")
+            wanted_reboot = lc.reboot_generation(inst.record)
+            if seen and wanted_reboot and seen.reboot_generation >= wanted_reboot:
+                self.report(iid, host_id, lc.RebootDone(), "host reports the reboot done")
+            failure = failures.get(iid)
+            if failure is not None:
+                self.failed(iid, host_id, failure)
 
-    def command_reported(self, event: ev.CommandReported) -> None:
-        event_for = _event_for(event)
-        if event_for is not None:
-            reason = "host reported success" if event.ok else f"host reported failure: {event.error}"
-            self.report(event.instance_id, event.host_id, event_for, reason)
+    def failed(self, instance_id: str, host_id: str, failure: ev.Failure) -> None:
+        """A failure counts only against the state it was an attempt at; anything older is stale."""
+        inst = self.instance(instance_id)
+        if inst is None or inst.record.host_id != host_id:
+            return
+        state, reason = inst.record.state, f"host reported failure: {failure.error}"
+        event: lc.Event | None = None
+        if state is lc.State.BUILDING and failure.wanted is lc.PowerState.RUNNING:
+            event = lc.BuildFailed(lc.Fault("BUILD_FAILED", failure.error))
+        elif state is lc.State.REBOOTING and failure.reboot_generation == lc.reboot_generation(inst.record):
+            event = lc.CommandFailed(lc.Fault("REBOOT_FAILED", failure.error))
+        elif state is lc.State.DELETING and failure.wanted is lc.PowerState.NO_DOMAIN:
+            event = lc.CommandFailed(lc.Fault("DELETE_FAILED", failure.error))
+        if event is not None and self.transition(inst, event, reason) is not inst:
+            self.failures.append(failure)
 
     def report(self, instance_id: str, host_id: str, event: lc.Event, reason: str) -> None:
         inst = self.instance(instance_id)
@@ -319,8 +337,8 @@ class _Batch:
         self.log.append(ev.LogEntry(inst.spec.instance_id, rec.updated_ms, reason, rec.state.value,
                                     rec.fault.message if rec.fault else "", request_id))  # fmt: skip
         for action in actions:
-            if isinstance(action, lc.SendToAgent):
-                self.commands.append(ev.Command(action.host_id, inst, action.command))
+            if isinstance(action, lc.SendToAgent):  # the host must act: it gets its new desired state
+                self.desired_for[action.host_id] = None
             elif isinstance(action, lc.ReleaseCapacity):
                 claim = self.ledger.claims.get(action.instance_id)
                 self.ledger = self.ledger.release(action.instance_id)
@@ -346,22 +364,11 @@ class _Batch:
             views=self.views,
             log=tuple(self.log),
             notify=tuple(self.notify),
-            commands=tuple(self.commands),
+            failures=tuple(self.failures),
             desired_for=tuple(self.desired_for),
             publish=tuple(self.publish),
             builds_finished=tuple(self.finished),
         )
-
-
-def _event_for(report: ev.CommandReported) -> lc.Event | None:
-    fault = lc.Fault(f"{report.command.value}_FAILED", report.error or "the host reported a failure")
-    if report.command is lc.AgentCommand.BUILD:
-        return lc.BuildSucceeded() if report.ok else lc.BuildFailed(fault)
-    if report.command is lc.AgentCommand.REBOOT:
-        return lc.RebootDone() if report.ok else lc.CommandFailed(fault)
-    if report.command is lc.AgentCommand.DELETE:
-        return lc.DeleteDone() if report.ok else lc.CommandFailed(fault)
-    return None  # start/stop: the state already says what is wanted; the desired-state loop converges
 
 
 def _capacity_of(host: HostState) -> HostCapacity:

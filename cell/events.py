@@ -3,8 +3,8 @@
 Events are frozen values decoded at the edges (the Cell API servicer, the agent stream, the periodic
 loops); none carries a protobuf, a socket or a clock. `Ready` is raft's idea: everything a step decided,
 as data, for the controller to carry out in order: persist `rows` (the only write on the request path),
-then `advance` the core, then send `commands` and `desired_for`, queue `publish`, notify watchers and
-append `log` to the action log off the critical path.
+then `advance` the core, then push the desired state of the hosts in `desired_for`, queue `publish`,
+notify watchers and append `log` to the action log off the critical path.
 """
 
 from __future__ import annotations
@@ -36,18 +36,37 @@ class UserRequested:
 
 
 @dataclass(frozen=True)
+class Observed:
+    """One domain as its host reports it."""
+
+    power: lc.PowerState
+    reboot_generation: int = 0  # the newest reboot the host applied
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The host could not reach the desired state it was given for one instance."""
+
+    wanted: lc.PowerState  # what it was asked for: RUNNING, SHUTOFF, or NO_DOMAIN (gone)
+    reboot_generation: int
+    call: str
+    error: str
+
+
+@dataclass(frozen=True)
 class HostConnected:
     """An agent's hello: the host's resources (`disabled` is the controller's, kept from before) and
     what it runs now."""
 
     host: HostState
-    domains: Mapping[str, lc.PowerState]
+    domains: Mapping[str, Observed]
 
 
 @dataclass(frozen=True)
 class HostHeartbeat:
     host_id: str
-    domains: Mapping[str, lc.PowerState]  # the whole picture: an instance absent here has no domain
+    domains: Mapping[str, Observed]  # the whole picture: an instance absent here has no domain
+    failures: Mapping[str, Failure] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,17 +80,6 @@ class DomainReported:
 
 
 @dataclass(frozen=True)
-class CommandReported:
-    """An agent finished a command it was sent, successfully or not."""
-
-    host_id: str
-    instance_id: str
-    command: lc.AgentCommand
-    ok: bool
-    error: str = ""
-
-
-@dataclass(frozen=True)
 class HostDisconnected:
     host_id: str
 
@@ -82,8 +90,8 @@ class Tick:
 
 
 Event = (
-    BuildRequested | UserRequested | HostConnected | HostHeartbeat | DomainReported | CommandReported
-    | HostDisconnected | Tick
+    BuildRequested | UserRequested | HostConnected | HostHeartbeat | DomainReported | HostDisconnected
+    | Tick
 )  # fmt: skip
 
 
@@ -98,13 +106,6 @@ class LogEntry:
     status: str
     detail: str
     request_id: str = ""
-
-
-@dataclass(frozen=True)
-class Command:
-    host_id: str
-    instance: CellInstance
-    command: lc.AgentCommand
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,8 @@ class Ready:
     views: Mapping[str, HostView] = field(default_factory=dict)  # placement views to install
     log: tuple[LogEntry, ...] = ()
     notify: tuple[tuple[CellInstance, str], ...] = ()  # watcher updates, in order
-    commands: tuple[Command, ...] = ()
-    desired_for: tuple[str, ...] = ()  # hosts that should get their whole desired state now
+    failures: tuple[Failure, ...] = ()  # host failures that moved an instance to ERROR (for metrics)
+    desired_for: tuple[str, ...] = ()  # hosts whose desired state changed: push it whole, now
     publish: tuple[CellInstance, ...] = ()  # index and listing rows to (re)write
     builds_finished: tuple[BuildFinished, ...] = ()
 

@@ -1,4 +1,4 @@
-"""What compute agents tell the controller (hello, heartbeats, domain events, command results), decoded
+"""What compute agents tell the controller (hello, heartbeats with failures, domain events), decoded
 into cell core events. Edge code: no decisions here. Reports describe the past: a stale one is ignored by
 the state machine, so replays and reordering are harmless. Implements cell.agent_hub.HostListener."""
 
@@ -39,22 +39,17 @@ class HostReports:
         await self._c.handle(ev.HostConnected(state, _powers(hello.domains)))
 
     async def host_heartbeat(self, host: str, heartbeat: agent_pb2.AgentHeartbeat) -> None:
-        await self._handle(ev.HostHeartbeat(host, _powers(heartbeat.domains)))
+        failures = {
+            f.instance_id: ev.Failure(_POWER.get(f.wanted, lc.PowerState.NO_DOMAIN), f.reboot_generation,
+                                      f.failed_call, f.error)
+            for f in heartbeat.failures
+        }  # fmt: skip
+        await self._handle(ev.HostHeartbeat(host, _powers(heartbeat.domains), failures))
 
     async def domain_event(self, host: str, event: agent_pb2.DomainEvent) -> None:
         power = _POWER.get(event.power)
         if power is not None:
             await self._handle(ev.DomainReported(host, event.instance_id, power, event.detail))
-
-    async def command_result(self, host: str, result: agent_pb2.CommandResult) -> None:
-        c = self._c
-        pending = c.agents.pending.pop(result.command_id, None)
-        if pending is None:
-            return
-        instance_id, command = pending
-        if not result.ok:
-            c.metrics.agent_errors.labels(c.settings.cell_id, result.failed_call or "unknown").inc()
-        await self._handle(ev.CommandReported(host, instance_id, command, result.ok, result.error))
 
     async def host_disconnected(self, host: str) -> None:
         await self._handle(ev.HostDisconnected(host))
@@ -67,5 +62,8 @@ class HostReports:
             log.exception("applying %s failed", type(event).__name__)
 
 
-def _powers(domains: Iterable[agent_pb2.ObservedDomain]) -> dict[str, lc.PowerState]:
-    return {d.instance_id: _POWER.get(d.power, lc.PowerState.NO_DOMAIN) for d in domains}
+def _powers(domains: Iterable[agent_pb2.ObservedDomain]) -> dict[str, ev.Observed]:
+    return {
+        d.instance_id: ev.Observed(_POWER.get(d.power, lc.PowerState.NO_DOMAIN), d.reboot_generation)
+        for d in domains
+    }

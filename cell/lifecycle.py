@@ -247,6 +247,12 @@ def _actions(new: Instance, rule: _Rule) -> tuple[Action, ...]:
     return tuple(actions)
 
 
+def reboot_generation(record: Instance) -> int:
+    """The reboot a host must carry out, as a generation number (0: none). While REBOOTING, the record's
+    version names the reboot: it is set by the request and unchanged until the host reports it done."""
+    return record.version if record.state is State.REBOOTING else 0
+
+
 @dataclass(frozen=True)
 class ObservedStatus:
     status: State  # UNKNOWN when the host has been silent past the grace period

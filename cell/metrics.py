@@ -61,8 +61,8 @@ class CellMetrics:
             registry=r,
         )
         self.agent_errors = Counter(
-            "cellfed_cell_agent_command_errors_total",
-            "Commands a compute agent reported failed, by libvirt call.",
+            "cellfed_cell_agent_failures_total",
+            "Reconcile failures compute agents reported that moved an instance to ERROR, by libvirt call.",
             ["cell", "call"],
             registry=r,
         )

@@ -1,10 +1,12 @@
 """The compute agent: one per host. Dials its cell controller and keeps one long-lived stream for
-registration, heartbeats, domain events, commands and desired state; drives libvirt through the
+registration, heartbeats, domain events and desired state; drives libvirt through the
 Hypervisor interface (cell.compute.libvirt_host, run in threads: libvirt calls block).
 
 The host is the canonical store of what it runs (domain metadata), so a restarted agent recovers from
-libvirt alone. Commands give low latency; the periodic level-triggered reconcile (cell.compute.reconcile)
-gives correctness: whatever was lost, the host converges on the controller's desired state."""
+libvirt alone. There is one path for change, level-triggered (cell.compute.reconcile): every desired set
+the controller pushes (on connect, on every change it decides, and periodically) triggers a reconcile
+pass at once, whose outcome goes back at once as a heartbeat; a periodic pass catches drift in between.
+Whatever was lost, the host converges on the controller's desired state."""
 
 from __future__ import annotations
 
@@ -20,12 +22,11 @@ import grpc
 from cellfed.v1 import agent_pb2, agent_pb2_grpc
 
 from cell.compute import actions
-from cell.compute.desired import apply_command
 from cell.compute.domains import HostLayout, desired_instance
 from cell.compute.hypervisor import Hypervisor, LifecycleEvent
 from cell.compute.metrics import AgentMetrics
 from cell.compute.observe import event_power, observed_domains, report_domains
-from cell.compute.reconcile import DesiredState, OrphanPolicy, reconcile
+from cell.compute.reconcile import DesiredInstance, DesiredState, OrphanPolicy, reconcile
 from fedrpc.channel import open_channel
 
 log = logging.getLogger(__name__)
@@ -151,14 +152,25 @@ class ComputeAgent:
 
     async def _heartbeats(self, outbound: asyncio.Queue[agent_pb2.AgentMessage]) -> None:
         while True:
-            domains = await asyncio.to_thread(self._hv.list_domains)
-            beat = agent_pb2.AgentHeartbeat(domains=report_domains(domains, self.settings.cell_id))
-            beat.sent_at.GetCurrentTime()
-            self.metrics.domains.clear()
-            for d in beat.domains:
-                self.metrics.domains.labels(self.settings.host_id, agent_pb2.PowerState.Name(d.power)).inc()
-            await outbound.put(agent_pb2.AgentMessage(heartbeat=beat))
+            await outbound.put(agent_pb2.AgentMessage(heartbeat=await self._heartbeat()))
             await asyncio.sleep(self.settings.heartbeat_s)
+
+    async def _heartbeat(self) -> agent_pb2.AgentHeartbeat:
+        """The whole picture: what runs, the reboots applied, and what could not be done."""
+        domains = await asyncio.to_thread(self._hv.list_domains)
+        beat = agent_pb2.AgentHeartbeat(domains=report_domains(domains, self.settings.cell_id))
+        for d in beat.domains:
+            d.reboot_generation = self.executor.rebooted.get(d.instance_id, 0)
+        beat.failures.extend(self.executor.failures(self._wanted()))
+        beat.sent_at.GetCurrentTime()
+        self.metrics.domains.clear()
+        for d in beat.domains:
+            self.metrics.domains.labels(self.settings.host_id, agent_pb2.PowerState.Name(d.power)).inc()
+        return beat
+
+    def _wanted(self) -> dict[str, DesiredInstance]:
+        desired = self._desired
+        return {} if desired is None else {d.spec.instance_id: desired_instance(d) for d in desired.domains}
 
     async def _forward_events(self, outbound: asyncio.Queue[agent_pb2.AgentMessage]) -> None:
         while True:
@@ -170,21 +182,14 @@ class ComputeAgent:
     async def _handle(
         self, message: agent_pb2.ControllerMessage, outbound: asyncio.Queue[agent_pb2.AgentMessage]
     ) -> None:
-        kind = message.WhichOneof("body")
-        if kind == "command":
-            command = message.command
-            if self._desired is not None:
-                apply_command(self._desired, command)
-
-            async def run_and_report() -> None:
-                await outbound.put(
-                    agent_pb2.AgentMessage(command_result=await self.executor.command(command))
-                )
-
-            self._background(run_and_report())
-        elif kind == "desired":
+        if message.WhichOneof("body") == "desired":
             self._desired, self._desired_as_of = message.desired, self._now()
-            self._background(self.reconcile_once())
+
+            async def reconcile_and_report() -> None:
+                await self.reconcile_once()
+                await outbound.put(agent_pb2.AgentMessage(heartbeat=await self._heartbeat()))
+
+            self._background(reconcile_and_report())
 
     def _background(self, coro: Coroutine[Any, Any, None]) -> None:
         """Keeps a reference until done: the loop holds tasks only weakly."""
@@ -207,13 +212,10 @@ class ComputeAgent:
         async with self._reconcile_lock:
             desired = self._desired
             specs = {d.spec.instance_id: d.spec for d in desired.domains}
-            state = DesiredState(
-                tuple(desired_instance(d) for d in desired.domains),
-                self._desired_as_of,
-                self.settings.cell_id,
-            )
+            wanted = {d.spec.instance_id: desired_instance(d) for d in desired.domains}
+            state = DesiredState(tuple(wanted.values()), self._desired_as_of, self.settings.cell_id)
             observed = observed_domains(await asyncio.to_thread(self._hv.list_domains))
             policy = OrphanPolicy(grace_ms=int(self.settings.orphan_grace_s * 1000))
-            plan = reconcile(state, observed, self._first_seen, self._now(), policy)
+            plan = reconcile(state, observed, self._first_seen, self._now(), policy, self.executor.rebooted)
             self._first_seen = dict(plan.orphans_first_seen)
-            await self.executor.apply_plan(plan, specs)
+            await self.executor.apply_plan(plan, wanted, specs)

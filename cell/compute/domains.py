@@ -40,11 +40,20 @@ def flavor_of(spawn: agent_pb2.SpawnDomain) -> Flavor:
     return Flavor(name=f.name, vcpus=f.vcpus, memory_mb=f.memory_mb, disk_gb=f.disk_gb)
 
 
+_DESIRED_POWER = {
+    agent_pb2.RUNNING: DesiredPower.RUNNING,
+    agent_pb2.SHUTOFF: DesiredPower.STOPPED,
+    agent_pb2.NO_DOMAIN: DesiredPower.ABSENT,
+}
+
+
 def desired_instance(domain: agent_pb2.DesiredDomain) -> DesiredInstance:
-    power = DesiredPower.RUNNING if domain.power == agent_pb2.RUNNING else DesiredPower.STOPPED
+    # Anything else (UNSPECIFIED from an older controller) reads as STOPPED: never start what is unclear.
+    power = _DESIRED_POWER.get(domain.power, DesiredPower.STOPPED)
     return DesiredInstance(
-        domain.spec.instance_id, power, flavor_of(domain.spec), domain.spec.spec_version or 1
-    )
+        domain.spec.instance_id, power, flavor_of(domain.spec), domain.spec.spec_version or 1,
+        reboot_generation=domain.reboot_generation,
+    )  # fmt: skip
 
 
 def domain_spec(spawn: agent_pb2.SpawnDomain, layout: HostLayout, config_drive: Path | None) -> DomainSpec:

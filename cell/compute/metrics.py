@@ -19,10 +19,10 @@ class AgentMetrics:
             ["host", "call"],
             registry=r,
         )
-        self.command_seconds = Histogram(
-            "cellfed_agent_command_duration_seconds",
-            "Time to carry out a controller command.",
-            ["host", "command"],
+        self.action_seconds = Histogram(
+            "cellfed_agent_action_duration_seconds",
+            "Time to carry out one reconcile action (define, start, reboot, stop, destroy...).",
+            ["host", "action"],
             buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
             registry=r,
         )

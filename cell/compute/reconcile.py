@@ -15,6 +15,10 @@ Ownership and orphan policy:
   holding a stale set) never ages an orphan into deletion. At most `max_destroys` per pass, oldest
   first, so a bad desired set costs a few domains and a stream of reports, not the host.
 - Two cellfed domains naming one wanted instance: reported, neither touched; a person must choose.
+
+Reboots are desired state too: each reboot the controller asks for bumps the instance's
+`reboot_generation`; a running domain whose newest applied generation (`rebooted`, kept by the agent)
+is older is rebooted once. A domain that is not running satisfies it by starting (that is a fresh boot).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class DesiredInstance:
     flavor: Flavor
     spec_version: int
     built: bool = False  # built before, so a missing domain is a loss to report, not a first build
+    reboot_generation: int = 0  # the newest reboot the controller asked for; 0: none
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,14 @@ class Define:
 class Start:
     domain_uuid: str
     instance_id: str
+    reboot_generation: int = 0  # a pending reboot this start satisfies (0: none)
+
+
+@dataclass(frozen=True)
+class Reboot:
+    domain_uuid: str
+    instance_id: str
+    generation: int  # record it as applied once the reboot succeeded
 
 
 @dataclass(frozen=True)
@@ -129,7 +142,7 @@ class ReportDrift:
     detail: str
 
 
-Action = DefineAndStart | Define | Start | Stop | Destroy | Undefine | ReportDrift
+Action = DefineAndStart | Define | Start | Reboot | Stop | Destroy | Undefine | ReportDrift
 
 
 @dataclass(frozen=True)
@@ -145,6 +158,7 @@ def reconcile(
     first_seen: Mapping[str, int],
     now_ms: int,
     policy: OrphanPolicy = OrphanPolicy(),
+    rebooted: Mapping[str, int] = MappingProxyType({}),
 ) -> Plan:
     wanted = {d.instance_id: d for d in desired.instances}
     ours: dict[str, list[ObservedDomain]] = {}
@@ -167,7 +181,7 @@ def reconcile(
         elif len(doms) > 1:
             actions.extend(_duplicate(dom, instance_id, len(doms)) for dom in doms)
         else:
-            actions.extend(_converge(want, doms[0]))
+            actions.extend(_converge(want, doms[0], rebooted.get(instance_id, 0)))
     for want in wanted.values():
         if want.instance_id not in ours:
             actions.extend(_create(want))
@@ -176,8 +190,9 @@ def reconcile(
     return Plan(tuple(sorted(actions, key=_order)), MappingProxyType(seen), tuple(sorted(foreign)))
 
 
-def _converge(want: DesiredInstance, dom: ObservedDomain) -> list[Action]:
+def _converge(want: DesiredInstance, dom: ObservedDomain, rebooted: int) -> list[Action]:
     iid, uuid, power = want.instance_id, dom.uuid, dom.power
+    pending_reboot = want.reboot_generation if want.reboot_generation > rebooted else 0
     actions: list[Action] = []
     if dom.spec_version is not None and dom.spec_version < want.spec_version:
         detail = f"domain has spec version {dom.spec_version}, controller wants {want.spec_version}"
@@ -185,9 +200,11 @@ def _converge(want: DesiredInstance, dom: ObservedDomain) -> list[Action]:
     if want.power is DesiredPower.RUNNING:
         if power in (PowerState.SHUTOFF, PowerState.CRASHED):
             actions += [
-                Start(uuid, iid),
+                Start(uuid, iid, pending_reboot),
                 ReportDrift(DriftKind.NOT_RUNNING, iid, uuid, f"found {power.value}"),
             ]
+        elif pending_reboot:
+            actions.append(Reboot(uuid, iid, pending_reboot))
         elif power is PowerState.PAUSED:
             actions.append(
                 ReportDrift(DriftKind.PAUSED, iid, uuid, "found PAUSED; not resumed automatically")
@@ -237,7 +254,7 @@ def _orphans(
     return actions
 
 
-_PHASE = {Destroy: 0, Undefine: 0, Stop: 1, Define: 2, DefineAndStart: 2, Start: 2, ReportDrift: 3}
+_PHASE = {Destroy: 0, Undefine: 0, Stop: 1, Define: 2, DefineAndStart: 2, Start: 2, Reboot: 2, ReportDrift: 3}
 
 
 def _order(action: Action) -> tuple[int, str]:

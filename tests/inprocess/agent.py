@@ -1,14 +1,15 @@
 """A compute agent without libvirt: it speaks the Agent API (proto/cellfed/v1/agent.proto) to a real cell
 controller over one stream, as cell.compute.agent does (hello with resources and the domains it runs,
-heartbeats with observed domains, command results), and keeps its domains in a dict.
+heartbeats with observed domains, reboots applied and failures), and keeps its domains in a dict.
 
-What it does with a command is the test's choice (`mode`):
-- "ok": do it at once and report success (a spawn leaves a RUNNING domain);
-- "fail": report failure with a libvirt-like error, changing nothing;
-- "hang": accept it and never answer (a wedged libvirt call);
+Like the real agent it has one path for change: each desired set it receives is converged on at once
+(a domain for every RUNNING or SHUTOFF entry, none for NO_DOMAIN, a reboot per new generation; domains
+the set does not name are left alone, as the real agent's orphan grace would), then reported at once.
+How it converges is the test's choice (`mode`):
+- "ok": do it and report the outcome;
+- "fail": change nothing and report a libvirt-like failure for every entry it could not reach;
+- "hang": keep the set and never act nor answer (a wedged libvirt call);
 - "silent": the stream stays open but nothing is answered and no heartbeat is sent.
-Desired state is kept (`desired`) but not acted on: these tests are about the request path, and the
-real agent reconciles only after an orphan grace anyway.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class FakeAgent:
         self.mode: Mode = "ok"
         self.domains: dict[str, agent_pb2.ObservedDomain] = {}
         self.desired: agent_pb2.DesiredState | None = None
-        self.unanswered: list[agent_pb2.AgentCommand] = []  # what "hang" swallowed
+        self.rebooted: dict[str, int] = {}  # instance id -> newest reboot generation applied
+        self.failures: list[agent_pb2.ReconcileFailure] = []
         self._channel: grpc.aio.Channel | None = None
         self._call: grpc.aio.StreamStreamCall | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -70,7 +72,9 @@ class FakeAgent:
         """One heartbeat with what runs here now (the real agent sends one a second)."""
         if self.mode == "silent" or self._call is None:
             return
-        beat = agent_pb2.AgentHeartbeat(domains=list(self.domains.values()))
+        beat = agent_pb2.AgentHeartbeat(domains=list(self.domains.values()), failures=self.failures)
+        for d in beat.domains:
+            d.reboot_generation = self.rebooted.get(d.instance_id, 0)
         beat.sent_at.GetCurrentTime()
         await self._write(agent_pb2.AgentMessage(heartbeat=beat))
 
@@ -98,36 +102,35 @@ class FakeAgent:
                     return
                 if message.WhichOneof("body") == "desired":
                     self.desired = message.desired
-                elif self.mode != "silent":
-                    await self._command(message.command)
+                    if self.mode not in ("hang", "silent"):
+                        self._converge(message.desired)
+                        await self.heartbeat()
 
-    async def _command(self, command: agent_pb2.AgentCommand) -> None:
-        if self.mode == "hang":
-            self.unanswered.append(command)
-            return
-        action = command.WhichOneof("action")
-        iid = command.spawn.instance_id if action == "spawn" else str(getattr(command, action or ""))
-        result = agent_pb2.CommandResult(command_id=command.command_id, instance_id=iid, ok=True)
-        if self.mode == "fail":
-            result.ok, result.error, result.failed_call = False, f"fake: {action} failed", "fakeCall"
-        else:
-            result.power = self._apply(command, action, iid)
-        await self._write(agent_pb2.AgentMessage(command_result=result))
-
-    def _apply(
-        self, command: agent_pb2.AgentCommand, action: str | None, iid: str
-    ) -> agent_pb2.PowerState.ValueType:
-        if action == "spawn":
-            s = command.spawn
+    def _converge(self, desired: agent_pb2.DesiredState) -> None:
+        self.failures = []
+        for want in desired.domains:
+            iid, have = want.spec.instance_id, self.domains.get(want.spec.instance_id)
+            reached = (have is None and want.power == agent_pb2.NO_DOMAIN) or (
+                have is not None and have.power == want.power
+            )
+            pending_reboot = want.reboot_generation > self.rebooted.get(iid, 0)
+            if reached and not pending_reboot:
+                continue
+            if self.mode == "fail":
+                self.failures.append(
+                    agent_pb2.ReconcileFailure(
+                        instance_id=iid, wanted=want.power, reboot_generation=want.reboot_generation,
+                        failed_call="fakeCall", error="fake: libvirt refused",
+                    )
+                )  # fmt: skip
+                continue
+            if want.power == agent_pb2.NO_DOMAIN:
+                self.domains.pop(iid, None)
+                continue
+            s = want.spec
             self.domains[iid] = agent_pb2.ObservedDomain(
                 instance_id=iid, tenant=s.tenant, flavor=s.flavor.name, spec_version=s.spec_version,
-                power=agent_pb2.RUNNING,
+                power=want.power,
             )  # fmt: skip
-        elif action == "destroy_instance_id":
-            self.domains.pop(iid, None)
-            return agent_pb2.NO_DOMAIN
-        elif iid in self.domains:
-            power = agent_pb2.SHUTOFF if action == "stop_instance_id" else agent_pb2.RUNNING
-            self.domains[iid].power = power
-        domain = self.domains.get(iid)
-        return domain.power if domain is not None else agent_pb2.NO_DOMAIN
+            if want.reboot_generation:
+                self.rebooted[iid] = want.reboot_generation

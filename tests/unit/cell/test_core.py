@@ -53,7 +53,7 @@ def test_a_build_is_decided_by_the_step_and_installed_by_advance() -> None:
     inst = ready.result
     assert inst is not None and inst.record.state is S.BUILDING and inst.record.host_id == "h1"
     assert ready.rows == (inst,) and ready.publish == (inst,)
-    assert [(c.host_id, c.command) for c in ready.commands] == [("h1", lc.AgentCommand.BUILD)]
+    assert ready.desired_for == ("h1",)  # the host learns of the build through its desired state
     assert [e.reason for e in ready.log] == ["build requested"]
     assert ready.ledger is not None and ready.ledger.used("h1").vcpus == 1
     assert ready.views["h1"].vcpus_used == 1
@@ -68,7 +68,7 @@ def test_a_repeated_build_is_idempotent_and_a_different_one_collides() -> None:
     core = cell_with(host("h1"))
     first = run(core, ev.BuildRequested(spec(1)), 1_500).result
     again = core.step(ev.BuildRequested(spec(1)), 1_600)
-    assert again.result == first and not again.rows and not again.commands
+    assert again.result == first and not again.rows and not again.desired_for
     with pytest.raises(AlreadyExists):
         core.step(ev.BuildRequested(dataclasses.replace(spec(1), image="other")), 1_600)
 
@@ -101,28 +101,57 @@ def test_a_host_that_went_silent_since_the_last_tick_is_not_chosen() -> None:
 def test_host_reports_complete_builds_and_deletes_and_release_capacity() -> None:
     core = cell_with(host("h1"))
     iid = run(core, ev.BuildRequested(spec(1)), 1_100).result.spec.instance_id  # type: ignore[union-attr]
-    done = run(core, ev.HostHeartbeat("h1", {iid: P.RUNNING}), 1_200)
+    done = run(core, ev.HostHeartbeat("h1", {iid: ev.Observed(P.RUNNING)}), 1_200)
     assert [i.record.state for i in done.rows] == [S.ACTIVE]
     assert [(b.outcome, b.seconds) for b in done.builds_finished] == [("active", 0.2)]
     deleting = run(core, ev.UserRequested(iid, "acme", lc.Delete()), 1_300)
     assert deleting.result is not None and deleting.result.record.state is S.DELETING
-    assert [c.command for c in deleting.commands] == [lc.AgentCommand.DELETE]
+    assert deleting.desired_for == ("h1",)
     gone = run(core, ev.HostHeartbeat("h1", {}), 1_400)
     assert [i.record.state for i in gone.rows] == [S.DELETED]
     assert core.ledger.used("h1").vcpus == 0 and not core.get(iid).holds_claim  # type: ignore[union-attr]
 
 
-def test_command_results_map_to_lifecycle_events() -> None:
+def failure(wanted: lc.PowerState, generation: int = 0) -> ev.Failure:
+    return ev.Failure(wanted, generation, "defineXML", "no image")
+
+
+def test_host_failures_count_only_against_the_state_they_were_an_attempt_at() -> None:
     core = cell_with(host("h1"))
     iid = run(core, ev.BuildRequested(spec(1)), 1_100).result.spec.instance_id  # type: ignore[union-attr]
-    failed = run(core, ev.CommandReported("h1", iid, lc.AgentCommand.BUILD, False, "no image"), 1_200)
+    # A failure at another ask (here: wanted gone) says nothing about the build.
+    assert not core.step(ev.HostHeartbeat("h1", {}, {iid: failure(P.NO_DOMAIN)}), 1_150).rows
+    failed = run(core, ev.HostHeartbeat("h1", {}, {iid: failure(P.RUNNING)}), 1_200)
     (inst,) = failed.rows
     assert inst.record.state is S.ERROR and inst.record.fault == lc.Fault("BUILD_FAILED", "no image")
-    assert [c.command for c in failed.commands] == [lc.AgentCommand.DELETE]
+    assert failed.failures == (failure(P.RUNNING),) and failed.desired_for == ("h1",)  # tear down
     assert core.ledger.used("h1").vcpus == 0
-    # A report for another host's instance, or a stale one, changes nothing.
-    assert not core.step(ev.CommandReported("h2", iid, lc.AgentCommand.BUILD, True), 1_300).rows
-    assert not core.step(ev.CommandReported("h1", iid, lc.AgentCommand.BUILD, True), 1_300).rows
+    # The same report again, or one from another host, changes nothing.
+    assert not core.step(ev.HostHeartbeat("h1", {}, {iid: failure(P.RUNNING)}), 1_300).rows
+    assert not core.step(ev.HostHeartbeat("h2", {}, {iid: failure(P.RUNNING)}), 1_300).rows
+
+
+def test_a_reboot_is_a_generation_done_when_the_host_reports_it() -> None:
+    core = cell_with(host("h1"))
+    iid = run(core, ev.BuildRequested(spec(1)), 1_100).result.spec.instance_id  # type: ignore[union-attr]
+    run(core, ev.HostHeartbeat("h1", {iid: ev.Observed(P.RUNNING)}), 1_200)
+    asked = run(core, ev.UserRequested(iid, "acme", lc.Reboot()), 1_300).result
+    assert asked is not None and asked.record.state is S.REBOOTING
+    generation = lc.reboot_generation(asked.record)
+    assert generation == asked.record.version > 0
+    # A heartbeat from before the host applied it (an older generation) leaves it REBOOTING.
+    assert not core.step(ev.HostHeartbeat("h1", {iid: ev.Observed(P.RUNNING, generation - 1)}), 1_400).rows
+    stale = core.step(
+        ev.HostHeartbeat("h1", {iid: ev.Observed(P.RUNNING)}, {iid: failure(P.RUNNING, 1)}), 1_400
+    )
+    assert not stale.rows  # a failure of another reboot generation is not this one's
+    done = run(core, ev.HostHeartbeat("h1", {iid: ev.Observed(P.RUNNING, generation)}), 1_500)
+    assert [i.record.state for i in done.rows] == [S.ACTIVE]
+    again = run(core, ev.UserRequested(iid, "acme", lc.Reboot()), 1_600).result
+    assert again is not None and lc.reboot_generation(again.record) > generation
+    failed = run(core, ev.HostHeartbeat("h1", {iid: ev.Observed(P.RUNNING, generation)},
+                                        {iid: failure(P.RUNNING, again.record.version)}), 1_700)  # fmt: skip
+    assert [(i.record.state, i.record.fault.code) for i in failed.rows] == [(S.ERROR, "REBOOT_FAILED")]  # type: ignore[union-attr]
 
 
 def test_a_tick_fails_stuck_builds_and_rereads_liveness() -> None:
@@ -138,7 +167,7 @@ def test_a_tick_fails_stuck_builds_and_rereads_liveness() -> None:
 def test_user_requests_need_a_reporting_host_except_delete_and_respect_tenants() -> None:
     core = cell_with(host("h1"))
     iid = run(core, ev.BuildRequested(spec(1)), 1_100).result.spec.instance_id  # type: ignore[union-attr]
-    run(core, ev.HostHeartbeat("h1", {iid: P.RUNNING}), 1_200)
+    run(core, ev.HostHeartbeat("h1", {iid: ev.Observed(P.RUNNING)}), 1_200)
     with pytest.raises(NotFound):
         core.step(ev.UserRequested(iid, "other-tenant", lc.Stop()), 1_300)
     with pytest.raises(FailedPrecondition):
@@ -161,7 +190,7 @@ def test_a_reconnecting_host_keeps_its_disabled_flag_and_gets_its_desired_state(
 HOSTS = {"h1": 1, "h2": 2, "h3": 3}  # vCPUs: fixed per host, so a reconnect never over-commits one
 
 
-KINDS = ("connect", "build", "build", "beat", "delete", "stop", "tick", "drop", "cmd", "cmd")
+KINDS = ("connect", "build", "build", "beat", "delete", "stop", "reboot", "tick", "drop", "fail", "fail")
 
 
 @st.composite
@@ -185,13 +214,15 @@ def event(core: CellCore, kind: str, n: int, flag: bool, power: lc.PowerState, b
         return ev.HostConnected(host(h, vcpus=HOSTS[h]), {})
     if kind == "build":
         return ev.BuildRequested(spec(built, group="g" if flag else ""))
+    generation = inst.record.version if inst else 0
     if kind == "beat":
-        return ev.HostHeartbeat(h, {iid: power} if power is not P.NO_DOMAIN else {})
-    if kind in ("delete", "stop"):
-        return ev.UserRequested(iid, "acme", lc.Delete() if kind == "delete" else lc.Stop())
-    if kind == "cmd":
-        command = lc.AgentCommand.BUILD if n % 2 else lc.AgentCommand.DELETE
-        return ev.CommandReported(h, iid, command, power is P.RUNNING, "boom")
+        seen = {iid: ev.Observed(power, generation if flag else 0)} if power is not P.NO_DOMAIN else {}
+        return ev.HostHeartbeat(h, seen)
+    if kind in ("delete", "stop", "reboot"):
+        request = {"delete": lc.Delete(), "stop": lc.Stop(), "reboot": lc.Reboot()}[kind]
+        return ev.UserRequested(iid, "acme", request)
+    if kind == "fail":
+        return ev.HostHeartbeat(h, {}, {iid: ev.Failure(power, generation, "call", "boom")})
     return ev.HostDisconnected(h) if kind == "drop" else ev.Tick()
 
 

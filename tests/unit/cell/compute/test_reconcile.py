@@ -200,3 +200,33 @@ def test_a_domain_of_another_cell_is_foreign() -> None:
     )
     assert plan.foreign_domains == ("u9",)
     assert {getattr(a, "domain_uuid", None) for a in plan.actions} == {"u8"}
+
+
+# -- reboots as desired state ------------------------------------------------------------------------
+def reboot_plan(power: PowerState | None, generation: int, applied: int) -> list[str]:
+    wanted = DesiredInstance("i1", W.RUNNING, FLAVOR, 3, True, reboot_generation=generation)
+    seen = [dom(power)] if power is not None else []
+    state = DesiredState((wanted,), as_of_ms=NOW)
+    plan = reconcile(state, seen, {}, NOW, OrphanPolicy(GRACE), rebooted={"i1": applied} if applied else {})
+    return [
+        f"{type(a).__name__}:{getattr(a, 'generation', getattr(a, 'reboot_generation', ''))}"
+        for a in plan.actions
+        if not isinstance(a, ReportDrift)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("power", "generation", "applied", "expected"),
+    [
+        (P.RUNNING, 7, 0, ["Reboot:7"]),  # asked for, never applied
+        (P.RUNNING, 7, 5, ["Reboot:7"]),  # a newer reboot than the last applied
+        (P.RUNNING, 7, 7, []),  # applied: never rebooted twice for one ask
+        (P.RUNNING, 0, 0, []),  # no reboot asked for
+        (P.SHUTOFF, 7, 0, ["Start:7"]),  # a fresh boot satisfies it
+        (None, 7, 0, ["DefineAndStart:"]),  # no domain: built again (the executor records generation 7)
+    ],
+)
+def test_a_reboot_generation_is_applied_once(
+    power: PowerState | None, generation: int, applied: int, expected: list[str]
+) -> None:
+    assert reboot_plan(power, generation, applied) == expected
