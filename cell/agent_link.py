@@ -5,13 +5,13 @@ The controller never builds protobufs itself; the hub only moves them."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict
 
-from cellfed.v1 import agent_pb2, common_pb2
+from cellfed.v1 import agent_pb2
 
 from cell.agent_hub import AgentHub
 from cell.lifecycle import State, reboot_generation
 from cell.records import CellInstance
+from fedrpc.flavors import flavor_to_proto
 
 # What the host should be doing for each stored state. DELETING and ERROR want the domain gone at once
 # (an ERROR instance is not serving anyone; delete is all it allows). DELETED is no longer the host's
@@ -45,16 +45,12 @@ class AgentLink:
 
     def spawn_spec(self, inst: CellInstance) -> agent_pb2.SpawnDomain:
         spec = inst.spec
-        flavor = {k: v for k, v in asdict(spec.flavor).items() if v is not None}
         return agent_pb2.SpawnDomain(
             instance_id=spec.instance_id,
             tenant=spec.tenant,
-            flavor=common_pb2.Flavor(**{k: v for k, v in flavor.items() if k in _FLAVOR_FIELDS}),
+            flavor=flavor_to_proto(spec.flavor),
             image=spec.image,
             user_data=spec.user_data,
             spec_version=1,
             cell=self._cell_id,
         )
-
-
-_FLAVOR_FIELDS = frozenset(common_pb2.Flavor.DESCRIPTOR.fields_by_name)

@@ -6,7 +6,6 @@ from cellfed.v1 import common_pb2
 
 from cell.controller import CellController
 from cell.lifecycle import State
-from cell.placement import Flavor
 from cell.records import CellInstance
 
 _STATUS = {s.value: getattr(common_pb2, s.value) for s in State}
@@ -38,23 +37,3 @@ def instance_to_proto(
         out.stale = True
         out.data_age.FromMilliseconds(observed.age_ms)
     return out
-
-
-def flavor_from_proto(f: common_pb2.Flavor) -> Flavor:
-    """proto3 zeros mean "unset" for the isolation knobs; Flavor validates sizes and names the field."""
-
-    def opt(v: int) -> int | None:
-        return v or None
-
-    return Flavor(
-        name=f.name,
-        vcpus=f.vcpus,
-        memory_mb=f.memory_mb,
-        disk_gb=f.disk_gb,
-        cpu_shares=opt(f.cpu_shares),
-        cpu_quota_us=opt(f.cpu_quota_us),
-        cpu_period_us=opt(f.cpu_period_us),
-        memory_hard_limit_mb=opt(f.memory_hard_limit_mb),
-        disk_total_iops=opt(f.disk_total_iops),
-        disk_total_bytes_per_sec=opt(f.disk_total_bytes_per_sec),
-    )

@@ -16,27 +16,10 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from fedlib.errors import FailedPrecondition, InvalidArgument
+from fedlib.states import InstanceStatus as State
+from fedlib.states import PowerState
 
-
-class State(enum.Enum):
-    BUILDING = "BUILDING"
-    ACTIVE = "ACTIVE"
-    STOPPED = "STOPPED"
-    REBOOTING = "REBOOTING"
-    ERROR = "ERROR"
-    DELETING = "DELETING"
-    DELETED = "DELETED"
-    UNKNOWN = "UNKNOWN"  # derived for readers by observed_status; never stored, never a table entry
-
-
-class PowerState(enum.Enum):
-    """What a host reports for a domain; names match cellfed.v1.PowerState. NO_DOMAIN: none exists."""
-
-    RUNNING = "RUNNING"
-    PAUSED = "PAUSED"
-    SHUTOFF = "SHUTOFF"
-    CRASHED = "CRASHED"
-    NO_DOMAIN = "NO_DOMAIN"
+__all__ = ["PowerState", "State"]  # the shared vocabulary (fedlib.states), named as this table uses it
 
 
 class AgentCommand(enum.Enum):

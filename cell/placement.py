@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from fedlib.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from fedlib.flavor import RESOURCES, UNITS, Flavor, Resources
 
-RESOURCES = ("vcpus", "memory_mb", "disk_gb")
-_UNITS = {"vcpus": "vCPUs", "memory_mb": "MB memory", "disk_gb": "GB disk"}
+__all__ = ["Flavor", "Resources"]  # the shared vocabulary, used here; defined in fedlib.flavor
+
 # Floats: 10 * 0.7 == 7.000000000000001 and 100 * 0.29 == 28.999999999999996; nudge before rounding down
 # so a ratio written as a decimal means what the operator typed.
 _EPS = 1e-9
@@ -35,96 +36,6 @@ def capacity(total: int, ratio: float) -> int:
 class Policy(enum.Enum):
     PACK = "pack"  # fill the most-used host first: keeps whole hosts free for big flavors and maintenance
     SPREAD = "spread"  # least-used first: fewer noisy neighbours, smaller blast radius per host
-
-
-@dataclass(frozen=True, slots=True)
-class Resources:
-    vcpus: int = 0
-    memory_mb: int = 0
-    disk_gb: int = 0
-
-    def __add__(self, o: Resources) -> Resources:
-        return Resources(self.vcpus + o.vcpus, self.memory_mb + o.memory_mb, self.disk_gb + o.disk_gb)
-
-    def __sub__(self, o: Resources) -> Resources:
-        return Resources(self.vcpus - o.vcpus, self.memory_mb - o.memory_mb, self.disk_gb - o.disk_gb)
-
-    def short_of(self, need: Resources) -> tuple[str, ...]:
-        """The resources (by name) of which self, taken as free room, holds less than `need`."""
-        return tuple(r for r in RESOURCES if getattr(self, r) < getattr(need, r))
-
-
-@dataclass(frozen=True)
-class Flavor:
-    """A resolved flavor. Field names follow cellfed.v1.Flavor and fedlib.catalog.FlavorSpec, so
-    `Flavor(**dataclasses.asdict(spec))` works; proto3's 0 ("unset") maps to None at the edge."""
-
-    name: str
-    vcpus: int
-    memory_mb: int
-    disk_gb: int
-    # Isolation knobs for the agent's domain XML (cputune, memtune, iotune); placement uses only sizes.
-    cpu_shares: int | None = None
-    cpu_quota_us: int | None = None
-    cpu_period_us: int | None = None
-    memory_hard_limit_mb: int | None = None
-    disk_total_iops: int | None = None
-    disk_read_iops: int | None = None
-    disk_write_iops: int | None = None
-    disk_total_bytes_per_sec: int | None = None
-    disk_read_bytes_per_sec: int | None = None
-    disk_write_bytes_per_sec: int | None = None
-
-    def __post_init__(self) -> None:
-        _check_flavor(self)
-
-    @property
-    def resources(self) -> Resources:
-        return Resources(self.vcpus, self.memory_mb, self.disk_gb)
-
-    def describe(self) -> str:
-        return f"{self.name} ({self.vcpus} vCPUs, {self.memory_mb} MB, {self.disk_gb} GB)"
-
-
-# The same bounds as cell.compute.domain_spec.Isolation (libvirt's and QEMU's), checked here so a bad
-# flavor is refused by the cell as a bad request instead of failing a define on some host later.
-_RANGES = {
-    "cpu_shares": (2, 262_144),
-    "cpu_period_us": (1000, 1_000_000),
-    "cpu_quota_us": (1000, 1 << 40),
-    **dict.fromkeys(("disk_total_iops", "disk_read_iops", "disk_write_iops"), (1, 1 << 40)),
-    **dict.fromkeys(
-        ("disk_total_bytes_per_sec", "disk_read_bytes_per_sec", "disk_write_bytes_per_sec"), (1, 1 << 50)
-    ),
-}
-# QEMU rejects a total I/O limit combined with a per-direction one of the same unit.
-_EXCLUSIVE = (
-    ("disk_total_iops", "disk_read_iops", "disk_write_iops"),
-    ("disk_total_bytes_per_sec", "disk_read_bytes_per_sec", "disk_write_bytes_per_sec"),
-)
-
-
-def _check_flavor(f: Flavor) -> None:
-    def bad(name: str, rule: str) -> InvalidArgument:
-        return InvalidArgument(f"flavor {f.name!r}: {name} {rule}", field=f"flavor.{name}")
-
-    if not f.name:
-        raise bad("name", "must not be empty")
-    for name, low in (("vcpus", 1), ("memory_mb", 1), ("disk_gb", 0)):
-        if getattr(f, name) < low:
-            raise bad(name, f"must be >= {low}")
-    for name, (low, high) in _RANGES.items():
-        value = getattr(f, name)
-        if value is not None and not low <= value <= high:
-            raise bad(name, f"must be {low}..{high} when set")
-    if (f.cpu_quota_us is None) != (f.cpu_period_us is None):
-        raise bad("cpu_quota_us", "and cpu_period_us go together")
-    for total, read, write in _EXCLUSIVE:
-        if getattr(f, total) is not None and (getattr(f, read) or getattr(f, write)):
-            raise bad(total, f"excludes {read} and {write}")
-    # The cgroup limit also covers QEMU's own overhead: at or below the guest's RAM it OOM-kills the VM.
-    if f.memory_hard_limit_mb is not None and f.memory_hard_limit_mb <= f.memory_mb:
-        raise bad("memory_hard_limit_mb", "must exceed memory_mb")
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +202,7 @@ def _shortfall(request: PlacementRequest, hosts: Sequence[HostView], blocked: in
         if short[r]
     )
     parts = [
-        f"no host with {s.needed} free {_UNITS[s.resource]} (short on {s.hosts_short} hosts; "
+        f"no host with {s.needed} free {UNITS[s.resource]} (short on {s.hosts_short} hosts; "
         f"best: {s.best_host} with {s.best_free})"
         for s in per
     ]
@@ -336,7 +247,7 @@ class Claim:
 
 @dataclass(frozen=True)
 class _Usage:
-    amount: Resources = Resources()
+    amount: Resources = field(default_factory=Resources)
     count: int = 0
     groups: tuple[str, ...] = ()  # a multiset: one entry per claim that named a group
 
@@ -415,7 +326,7 @@ class CapacityLedger:
         short = free.short_of(new.amount)
         if short:
             detail = ", ".join(
-                f"{getattr(new.amount, r)} {_UNITS[r]} needed, {getattr(free, r)} free" for r in short
+                f"{getattr(new.amount, r)} {UNITS[r]} needed, {getattr(free, r)} free" for r in short
             )
             raise ResourceExhausted(f"host {host_id} cannot fit flavor {flavor.name}: {detail}")
         usage = {**self._usage, host_id: self._usage.get(host_id, _NO_USAGE).plus(new)}

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from cell.lifecycle import State
 from cell.records import CellInstance
-from replication.model import CapacitySummary, IndexEntry, InstanceStatus, ListingEntry
+from replication.model import CapacitySummary, IndexEntry, ListingEntry
 from replication.store import CapacityBoard, InstanceIndex, TenantListing
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class Publisher:
 
     async def _publish(self, inst: CellInstance) -> None:
         spec, rec = inst.spec, inst.record
-        status = InstanceStatus(rec.state.value)
+        status = rec.state  # one status type for the cell and the store (fedlib.states)
         listing = ListingEntry(
             tenant=spec.tenant,
             instance_id=spec.instance_id,

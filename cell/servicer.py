@@ -11,11 +11,12 @@ from cellfed.v1 import cell_pb2, cell_pb2_grpc, common_pb2
 
 from cell import lifecycle as lc
 from cell.controller import CellController
-from cell.convert import flavor_from_proto, instance_to_proto
+from cell.convert import instance_to_proto
 from cell.records import InstanceSpec
 from cell.upkeep import capacity_summary
 from cell.validation import check_batch, check_build, check_instance_ref
 from fedlib.errors import CellfedError, InvalidArgument
+from fedrpc.flavors import flavor_from_proto
 from fedrpc.handlers import unary
 from fedrpc.status import abort_with
 

@@ -1,34 +1,18 @@
 """Named flavors and images every site agrees on (data, not code paths). Routers resolve a flavor name
 to its full sizes and isolation settings; cells and agents receive the resolved flavor, so every layer
-accounts and isolates identically. Operators extend the catalog by configuration in a later release; the
-names below are the defaults a fresh federation starts with."""
+accounts and isolates identically (one type: fedlib.flavor.Flavor). Operators extend the catalog by
+configuration in a later release; the names below are the defaults a fresh federation starts with."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from fedlib.errors import InvalidArgument
+from fedlib.flavor import Flavor
 
 
-@dataclass(frozen=True)
-class FlavorSpec:
-    name: str
-    vcpus: int
-    memory_mb: int
-    disk_gb: int
-    # Isolation: relative CPU weight, hard CPU cap (quota/period), memory hard limit, disk I/O ceiling.
-    cpu_shares: int
-    cpu_quota_us: int
-    cpu_period_us: int
-    memory_hard_limit_mb: int
-    disk_total_iops: int
-    disk_total_bytes_per_sec: int
-
-
-def _flavor(name: str, vcpus: int, memory_mb: int, disk_gb: int) -> FlavorSpec:
+def _flavor(name: str, vcpus: int, memory_mb: int, disk_gb: int) -> Flavor:
     # Shares scale with size; the CPU cap is exactly the vCPUs bought; memory hard limit leaves 64 MiB
     # for QEMU overhead; disk I/O ceilings scale with size so a small guest cannot saturate the host disk.
-    return FlavorSpec(
+    return Flavor(
         name=name,
         vcpus=vcpus,
         memory_mb=memory_mb,
@@ -42,7 +26,7 @@ def _flavor(name: str, vcpus: int, memory_mb: int, disk_gb: int) -> FlavorSpec:
     )
 
 
-FLAVORS: dict[str, FlavorSpec] = {
+FLAVORS: dict[str, Flavor] = {
     f.name: f
     for f in (
         _flavor("m1.tiny", 1, 128, 1),
@@ -58,7 +42,7 @@ FLAVORS: dict[str, FlavorSpec] = {
 IMAGES: frozenset[str] = frozenset({"tiny-guest", "debian-12", "ubuntu-24.04", "cirros-0.6"})
 
 
-def resolve_flavor(name: str, field: str = "flavor") -> FlavorSpec:
+def resolve_flavor(name: str, field: str = "flavor") -> Flavor:
     try:
         return FLAVORS[name]
     except KeyError:

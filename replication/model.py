@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from fedlib.errors import InvalidArgument
 from fedlib.ids import parse_instance_id
 from fedlib.names import check_display_name, check_id, check_tenant
+from fedlib.states import InstanceStatus
+
+__all__ = ["InstanceStatus"]  # the shared status vocabulary (fedlib.states), as the rows store it
 
 # Cassandra write timestamps are microseconds in a signed 64-bit long; ms * 1000 must fit.
 _MAX_MS = (1 << 63) // 1000 - 1
@@ -35,16 +38,15 @@ class CellState(enum.StrEnum):
     DISABLED = "DISABLED"
 
 
-class InstanceStatus(enum.StrEnum):
-    """Coarse status as stored; UNKNOWN is never stored (readers derive it from data age)."""
-
-    BUILDING = "BUILDING"
-    ACTIVE = "ACTIVE"
-    STOPPED = "STOPPED"
-    REBOOTING = "REBOOTING"
-    ERROR = "ERROR"
-    DELETING = "DELETING"
-    DELETED = "DELETED"
+def stored_status(value: str, field: str = "status") -> InstanceStatus:
+    """A status as rows store it: one of the lifecycle's, never the derived UNKNOWN."""
+    try:
+        status = InstanceStatus(value)
+    except ValueError:
+        raise InvalidArgument(f"{field} is not an instance status", field=field) from None
+    if status is InstanceStatus.UNKNOWN:
+        raise InvalidArgument(f"{field} UNKNOWN is derived for readers and never stored", field=field)
+    return status
 
 
 def check_ms(value: int, field: str) -> int:
@@ -232,7 +234,7 @@ class IndexEntry:
         check_tenant(self.tenant)
         check_display_name(self.name)
         check_display_name(self.flavor, "flavor")
-        object.__setattr__(self, "status", InstanceStatus(self.status))
+        object.__setattr__(self, "status", stored_status(self.status))
         check_ms(self.created_at_ms, "created_at_ms")
         check_ms(self.updated_at_ms, "updated_at_ms")
 
@@ -259,7 +261,7 @@ class ListingEntry:
         check_id(self.owner_cell, "owner_cell")
         check_id(self.site_id, "site_id")
         check_display_name(self.flavor, "flavor")
-        object.__setattr__(self, "status", InstanceStatus(self.status))
+        object.__setattr__(self, "status", stored_status(self.status))
         check_ms(self.updated_at_ms, "updated_at_ms")
 
     @staticmethod

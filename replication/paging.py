@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from fedlib.errors import InvalidArgument
 from fedlib.names import check_display_name, check_id, check_tenant
-from replication.model import InstanceStatus, ListingEntry, ListPage
+from replication.model import InstanceStatus, ListingEntry, ListPage, stored_status
 
 # Fixed per keyspace: changing it re-homes rows, so it is a schema migration, not a setting. Each shard
 # holds ~1/8 of a tenant's live instances (~150 B a row: 500k live instances is ~9 MB per partition).
@@ -63,7 +63,7 @@ class ListFilter:
 
     def __post_init__(self) -> None:
         if self.status is not None:
-            object.__setattr__(self, "status", InstanceStatus(self.status))
+            object.__setattr__(self, "status", stored_status(self.status))
         if self.site_id is not None:
             check_id(self.site_id, "site_id")
         if self.cell is not None:

@@ -19,7 +19,7 @@ from cellfed.v1 import agent_pb2
 from cell.compute import reconcile as rc
 from cell.compute.domain_xml import build_domain_xml, domain_name
 from cell.compute.domains import HostLayout, materialize
-from cell.compute.hypervisor import Hypervisor, LibvirtCallError, PowerState
+from cell.compute.hypervisor import DomainState, Hypervisor, LibvirtCallError
 from cell.compute.metrics import AgentMetrics
 from fedlib.errors import CellfedError
 
@@ -146,12 +146,12 @@ class Executor:
             else:
                 self._hv.define(xml)
             return
-        if start and info.state not in (PowerState.RUNNING, PowerState.BLOCKED):
+        if start and info.state not in (DomainState.RUNNING, DomainState.BLOCKED):
             self._hv.start(name)
 
     def _start(self, instance_id: str) -> None:
         info = self._hv.domain(domain_name(instance_id))
-        if info.state not in (PowerState.RUNNING, PowerState.BLOCKED):
+        if info.state not in (DomainState.RUNNING, DomainState.BLOCKED):
             self._hv.start(domain_name(instance_id))
 
     def _delete(self, instance_id: str) -> None:

@@ -12,7 +12,7 @@ from cellfed.v1 import agent_pb2
 from cell.compute.config_drive import ConfigDriveSpec, build_config_drive
 from cell.compute.domain_spec import DiskImage, DomainSpec, InstanceMetadata, Isolation, KernelBoot
 from cell.compute.reconcile import DesiredInstance, DesiredPower
-from cell.placement import Flavor
+from fedrpc.flavors import flavor_from_proto
 
 # Instance ids are unique federation-wide, so a name-based UUID is stable across agent restarts.
 _UUID_NAMESPACE = uuid.UUID("6f1c1c52-8a39-4d7a-9d4e-0c0f0d000000")
@@ -35,11 +35,6 @@ def instance_uuid(instance_id: str) -> str:
     return str(uuid.uuid5(_UUID_NAMESPACE, instance_id))
 
 
-def flavor_of(spawn: agent_pb2.SpawnDomain) -> Flavor:
-    f = spawn.flavor
-    return Flavor(name=f.name, vcpus=f.vcpus, memory_mb=f.memory_mb, disk_gb=f.disk_gb)
-
-
 _DESIRED_POWER = {
     agent_pb2.RUNNING: DesiredPower.RUNNING,
     agent_pb2.SHUTOFF: DesiredPower.STOPPED,
@@ -51,7 +46,7 @@ def desired_instance(domain: agent_pb2.DesiredDomain) -> DesiredInstance:
     # Anything else (UNSPECIFIED from an older controller) reads as STOPPED: never start what is unclear.
     power = _DESIRED_POWER.get(domain.power, DesiredPower.STOPPED)
     return DesiredInstance(
-        domain.spec.instance_id, power, flavor_of(domain.spec), domain.spec.spec_version or 1,
+        domain.spec.instance_id, power, flavor_from_proto(domain.spec.flavor), domain.spec.spec_version or 1,
         reboot_generation=domain.reboot_generation,
     )  # fmt: skip
 

@@ -39,7 +39,7 @@ class LibvirtCallError(CellfedError):
         return self.code == ERR_NO_DOMAIN
 
 
-class PowerState(enum.Enum):
+class DomainState(enum.Enum):
     """virDomainState, by value."""
 
     NOSTATE = 0
@@ -52,7 +52,7 @@ class PowerState(enum.Enum):
     PMSUSPENDED = 7
 
     @classmethod
-    def of(cls, code: int) -> PowerState:
+    def of(cls, code: int) -> DomainState:
         try:
             return cls(code)
         except ValueError:
@@ -107,7 +107,7 @@ class DomainInfo:
 
     name: str
     uuid: str
-    state: PowerState
+    state: DomainState
     metadata: InstanceMetadata | None
 
 

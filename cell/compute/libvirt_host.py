@@ -29,11 +29,11 @@ from cell.compute.hypervisor import (
     ERR_NO_SUPPORT,
     ERR_OPERATION_INVALID,
     DomainInfo,
+    DomainState,
     EventCallback,
     HostCapacity,
     LibvirtCallError,
     LifecycleEvent,
-    PowerState,
 )
 from fedlib.errors import InvalidArgument
 
@@ -284,7 +284,7 @@ class LibvirtHost:
 
     def _info(self, dom: libvirt.virDomain) -> DomainInfo:
         state = _call("virDomainGetState", dom.state)[0]
-        return DomainInfo(dom.name(), dom.UUIDString(), PowerState.of(state), self._metadata(dom))
+        return DomainInfo(dom.name(), dom.UUIDString(), DomainState.of(state), self._metadata(dom))
 
     def _metadata(self, dom: libvirt.virDomain) -> InstanceMetadata | None:
         try:

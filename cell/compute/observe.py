@@ -4,28 +4,28 @@ from __future__ import annotations
 
 from cellfed.v1 import agent_pb2
 
-from cell import lifecycle as lc
 from cell.compute.domain_xml import domain_name
-from cell.compute.hypervisor import DomainInfo, EventKind, LifecycleEvent, PowerState
+from cell.compute.hypervisor import DomainInfo, DomainState, EventKind, LifecycleEvent
 from cell.compute.reconcile import ObservedDomain
+from fedlib.states import PowerState as Power
 
 _PREFIX = domain_name("")
 
 _WIRE_POWER = {
-    PowerState.RUNNING: agent_pb2.RUNNING,
-    PowerState.BLOCKED: agent_pb2.RUNNING,
-    PowerState.SHUTTING_DOWN: agent_pb2.RUNNING,
-    PowerState.PAUSED: agent_pb2.PAUSED,
-    PowerState.PMSUSPENDED: agent_pb2.PAUSED,
-    PowerState.SHUTOFF: agent_pb2.SHUTOFF,
-    PowerState.NOSTATE: agent_pb2.SHUTOFF,
-    PowerState.CRASHED: agent_pb2.CRASHED,
+    DomainState.RUNNING: agent_pb2.RUNNING,
+    DomainState.BLOCKED: agent_pb2.RUNNING,
+    DomainState.SHUTTING_DOWN: agent_pb2.RUNNING,
+    DomainState.PAUSED: agent_pb2.PAUSED,
+    DomainState.PMSUSPENDED: agent_pb2.PAUSED,
+    DomainState.SHUTOFF: agent_pb2.SHUTOFF,
+    DomainState.NOSTATE: agent_pb2.SHUTOFF,
+    DomainState.CRASHED: agent_pb2.CRASHED,
 }
 _CORE_POWER = {
-    agent_pb2.RUNNING: lc.PowerState.RUNNING,
-    agent_pb2.PAUSED: lc.PowerState.PAUSED,
-    agent_pb2.SHUTOFF: lc.PowerState.SHUTOFF,
-    agent_pb2.CRASHED: lc.PowerState.CRASHED,
+    agent_pb2.RUNNING: Power.RUNNING,
+    agent_pb2.PAUSED: Power.PAUSED,
+    agent_pb2.SHUTOFF: Power.SHUTOFF,
+    agent_pb2.CRASHED: Power.CRASHED,
 }
 _EVENT_POWER = {
     EventKind.STARTED: agent_pb2.RUNNING,

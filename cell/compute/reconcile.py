@@ -28,9 +28,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from cell.lifecycle import PowerState
-from cell.placement import Flavor
 from fedlib.errors import InvalidArgument
+from fedlib.flavor import Flavor
+from fedlib.states import PowerState
 
 
 class DesiredPower(enum.Enum):

@@ -16,8 +16,8 @@ from cellapi.router.create import Creator
 from cellapi.router.instances import InstanceOps
 from cellapi.router.listing import Lister
 from cellapi.router.settings import RouterSettings
-from fedlib.catalog import FlavorSpec
 from fedlib.errors import CellfedError
+from fedlib.flavor import Flavor
 from fedrpc.handlers import unary
 from fedrpc.status import abort_with
 from replication.model import Cell
@@ -30,7 +30,7 @@ WATCH_MAX_S = 3600.0
 class Placement(Protocol):
     def candidates(
         self,
-        flavor: FlavorSpec,
+        flavor: Flavor,
         hint: common_pb2.PlacementHint,
         from_site: str,
         group_sites: frozenset[str] = frozenset(),

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict
 
 from cellfed.v1 import cell_pb2, common_pb2, compute_pb2
 
 from cellapi.router.cell_clients import CellClients
-from fedlib.catalog import FlavorSpec
 from fedlib.errors import DeadlineExceeded, FailedPrecondition, NotFound, ResourceExhausted, Unavailable
+from fedlib.flavor import Flavor
 from fedlib.ids import new_instance_id
+from fedrpc.flavors import flavor_to_proto
 from replication.model import Cell, IdempotencyRecord
 from replication.store import IdempotencyLedger
 
@@ -54,7 +54,7 @@ class Creator:
         self,
         tenant: str,
         request: compute_pb2.CreateInstanceRequest,
-        flavor: FlavorSpec,
+        flavor: Flavor,
         fingerprint: str,
         candidates: Sequence[Cell],
         why_none: str,
@@ -81,7 +81,7 @@ class Creator:
         self,
         tenant: str,
         request: compute_pb2.CreateInstanceRequest,
-        flavor: FlavorSpec,
+        flavor: Flavor,
         instance_id: str,
         candidates: Sequence[Cell],
     ) -> common_pb2.Instance:
@@ -89,7 +89,7 @@ class Creator:
             instance_id=instance_id,
             tenant=tenant,
             display_name=request.display_name,
-            flavor=common_pb2.Flavor(**asdict(flavor)),
+            flavor=flavor_to_proto(flavor),
             image=request.image,
             user_data=request.user_data,
             labels=request.labels,

@@ -16,8 +16,8 @@ from cellapi.router.peers import rtt_of
 from cellapi.router.prober import Prober, cell_target
 from cellapi.router.ranking_inputs import Candidate, Hint, Ingress, RankingConfig
 from cellapi.router.settings import RouterSettings
-from fedlib.catalog import FlavorSpec
 from fedlib.errors import InvalidArgument
+from fedlib.flavor import Flavor
 from replication.model import Cell, CellState, Site, SiteState
 
 
@@ -31,7 +31,7 @@ class Placement:
 
     def explain(
         self,
-        flavor: FlavorSpec,
+        flavor: Flavor,
         hint: common_pb2.PlacementHint,
         from_site: str,
         group_sites: frozenset[str] = frozenset(),
@@ -66,7 +66,7 @@ class Placement:
 
     def candidates(
         self,
-        flavor: FlavorSpec,
+        flavor: Flavor,
         hint: common_pb2.PlacementHint,
         from_site: str,
         group_sites: frozenset[str] = frozenset(),

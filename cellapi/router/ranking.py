@@ -28,7 +28,6 @@ from cellapi.router.geo import distance_km, estimate_rtt_ms
 from cellapi.router.peers import Health
 from cellapi.router.ranking_inputs import (
     Candidate,
-    FlavorSize,
     Hint,
     Ingress,
     RankingConfig,
@@ -36,12 +35,12 @@ from cellapi.router.ranking_inputs import (
     resolve_reference,
 )
 from fedlib.errors import ResourceExhausted
+from fedlib.flavor import Flavor
 from replication.model import CapacitySummary, Cell, CellState, Site, SiteState, check_ms
 
 __all__ = [
     "Candidate",
     "Explanation",
-    "FlavorSize",
     "Hint",
     "Ingress",
     "Ranked",
@@ -109,7 +108,7 @@ class _Row:
 
 
 def rank(
-    flavor: FlavorSize,
+    flavor: Flavor,
     hint: Hint,
     ingress: Ingress,
     candidates: Sequence[Candidate],
@@ -143,7 +142,7 @@ def require_choice(explanation: Explanation) -> Ranked:
 
 def _assess(
     c: Candidate,
-    flavor: FlavorSize,
+    flavor: Flavor,
     hint: Hint,
     ref: Reference,
     held: frozenset[str],
@@ -173,7 +172,7 @@ def _assess(
 
 
 def _blockers(
-    c: Candidate, flavor: FlavorSize, hint: Hint, ref: Reference, now_ms: int, cfg: RankingConfig
+    c: Candidate, flavor: Flavor, hint: Hint, ref: Reference, now_ms: int, cfg: RankingConfig
 ) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if c.cell.state is not CellState.ENABLED:
@@ -199,7 +198,7 @@ def _blockers(
     return out
 
 
-def _binding_fraction(cap: CapacitySummary, flavor: FlavorSize) -> tuple[float, str]:
+def _binding_fraction(cap: CapacitySummary, flavor: Flavor) -> tuple[float, str]:
     """Smallest free fraction, after this create, among the resources the flavor asks for."""
     best = (1.0, "")
     for need, free, total, unit in zip(_needs(flavor), _frees(cap), _totals(cap), _UNITS, strict=True):
@@ -265,7 +264,7 @@ def _chosen_summary(chosen: Ranked, ref: Reference, eligible: int, total: int) -
     )
 
 
-def _why_none(rows: list[_Row], flavor: FlavorSize) -> str:
+def _why_none(rows: list[_Row], flavor: Flavor) -> str:
     need = ", ".join(f"{n} {u}" for n, u in zip(_needs(flavor), _UNITS, strict=True))
     if not rows:
         return f"no cell can take {need}: no cells known"
@@ -287,20 +286,20 @@ def _why_none(rows: list[_Row], flavor: FlavorSize) -> str:
     return f"no cell can take {need}: " + ", ".join(parts)
 
 
-def _room_ratio(r: _Row, flavor: FlavorSize) -> float:
+def _room_ratio(r: _Row, flavor: Flavor) -> float:
     cap = r.cand.capacity
     assert cap is not None  # only rows blocked by room alone get here, and those have a summary
     return min(free / max(1, need) for need, free in zip(_needs(flavor), _frees(cap), strict=True))
 
 
-def _short_of(r: _Row, flavor: FlavorSize) -> str:
+def _short_of(r: _Row, flavor: Flavor) -> str:
     cap = r.cand.capacity
     assert cap is not None
     trio = zip(_needs(flavor), _frees(cap), _UNITS, strict=True)
     return ", ".join(f"{free} {unit} free" for need, free, unit in trio if free < need)
 
 
-def _needs(flavor: FlavorSize) -> tuple[int, int, int]:
+def _needs(flavor: Flavor) -> tuple[int, int, int]:
     return flavor.vcpus, flavor.memory_mb, flavor.disk_gb
 
 

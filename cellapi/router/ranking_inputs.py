@@ -10,23 +10,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Protocol
 
 from cellapi.router.geo import GeoPoint, distance_km
 from cellapi.router.peers import Health
 from fedlib.errors import InvalidArgument
 from replication.model import CapacitySummary, Cell, Site
-
-
-class FlavorSize(Protocol):
-    """What ranking needs of a flavor; `fedlib.catalog.FlavorSpec` satisfies it."""
-
-    @property
-    def vcpus(self) -> int: ...
-    @property
-    def memory_mb(self) -> int: ...
-    @property
-    def disk_gb(self) -> int: ...
 
 
 def _no_groups() -> Mapping[str, frozenset[str]]:

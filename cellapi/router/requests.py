@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 from cellfed.v1 import compute_pb2
 
-from fedlib.catalog import FlavorSpec, check_image, resolve_flavor
+from fedlib.catalog import check_image, resolve_flavor
 from fedlib.errors import InvalidArgument
+from fedlib.flavor import Flavor
 from fedlib.ids import InstanceId, parse_instance_id
 from fedlib.limits import check_labels, check_user_data
 from fedlib.names import check_display_name, check_id
@@ -27,7 +28,7 @@ def instance_name(name: str, field: str = "name") -> InstanceId:
     return parse_instance_id(rest, field)
 
 
-def check_create(request: compute_pb2.CreateInstanceRequest) -> FlavorSpec:
+def check_create(request: compute_pb2.CreateInstanceRequest) -> Flavor:
     check_request_id(request.request_id)
     check_display_name(request.display_name, "display_name")
     flavor = resolve_flavor(request.flavor)
@@ -77,7 +78,8 @@ def list_filter(text: str) -> ListFilter:
             raise InvalidArgument(f"filter term {term!r}: use name:prefix* and key=value", field="filter")
         values[key] = value
     status = values.get("status")
-    if status is not None and status not in InstanceStatus.__members__:
+    # UNKNOWN is derived at read time from the age of the data, so no stored row can match it.
+    if status is not None and (status not in InstanceStatus.__members__ or status == InstanceStatus.UNKNOWN):
         raise InvalidArgument(f"filter status {status!r} is not an instance status", field="filter")
     prefix = values.get("name")
     return ListFilter(

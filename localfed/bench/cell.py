@@ -22,6 +22,7 @@ from rich.table import Table
 
 from fedlib.catalog import FLAVORS
 from fedlib.ids import new_instance_id
+from fedrpc.flavors import flavor_to_proto
 from localfed.bench.options import cassandra_address_base
 from localfed.bench.placement import time_placement
 from localfed.bench.store import summarize
@@ -129,7 +130,7 @@ async def _wait_hosts(stub: cell_pb2_grpc.CellServiceStub, hosts: int) -> None:
 async def _build_all(
     stub: cell_pb2_grpc.CellServiceStub, count: int, hosts: int, concurrency: int
 ) -> dict[str, Any]:
-    flavor = common_pb2.Flavor(**asdict(FLAVORS["m1.small"]))
+    flavor = flavor_to_proto(FLAVORS["m1.small"])
     slots = asyncio.Semaphore(concurrency)
     acks: list[float] = []
     actives: list[float] = []

@@ -8,13 +8,12 @@ ratios (1,000 vs 10,000 hosts) rather than absolutes on a shared CI box.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import math
 import random
 import time
 
-from cell.placement import Flavor, HostView, PlacementRequest, Policy, place
+from cell.placement import HostView, PlacementRequest, Policy, place
 from fedlib.catalog import FLAVORS
 
 # (physical vCPUs, memory MB, disk GB): the mix of a small point-of-presence rack.
@@ -47,7 +46,7 @@ def synthetic_hosts(n_hosts: int, rng: random.Random) -> list[HostView]:
 
 
 def synthetic_requests(count: int, rng: random.Random) -> list[PlacementRequest]:
-    flavors = [Flavor(**dataclasses.asdict(spec)) for spec in FLAVORS.values()]
+    flavors = list(FLAVORS.values())
     return [
         PlacementRequest(
             rng.choice(flavors),

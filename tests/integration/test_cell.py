@@ -13,7 +13,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import asdict
 from typing import Any
 
 import grpc
@@ -23,12 +22,13 @@ from cellfed.v1 import cell_pb2, common_pb2
 from fedlib.catalog import FLAVORS
 from fedlib.errors import NotFound
 from fedlib.ids import new_instance_id
+from fedrpc.flavors import flavor_to_proto
 from tests.cell_harness import CellHarness
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.libvirt]
 
 TENANT = "acme"
-SMALL = common_pb2.Flavor(**asdict(FLAVORS["m1.small"]))  # 1 vCPU, 2048 MB, 20 GB
+SMALL = flavor_to_proto(FLAVORS["m1.small"])  # 1 vCPU, 2048 MB, 20 GB
 
 
 def new_id(cell: str) -> str:

@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("libvirt")
 
 from cell.compute.domain_xml import DomainSpec, InstanceMetadata, KernelBoot, build_domain_xml
-from cell.compute.hypervisor import EventKind, LifecycleEvent, PowerState
+from cell.compute.hypervisor import DomainState, EventKind, LifecycleEvent
 from cell.compute.libvirt_host import LibvirtCallError, LibvirtHost
 from fedlib.ids import new_instance_id
 
@@ -55,22 +55,22 @@ def host(keeper: LibvirtHost) -> Iterator[LibvirtHost]:
 def test_lifecycle_define_start_stop_reboot_destroy_undefine(host: LibvirtHost) -> None:
     spec = make_spec()
     info = host.define_and_start(build_domain_xml(spec))
-    assert (info.uuid, info.state, info.metadata) == (spec.uuid, PowerState.RUNNING, spec.metadata)
+    assert (info.uuid, info.state, info.metadata) == (spec.uuid, DomainState.RUNNING, spec.metadata)
     assert host.shutdown(info.name, timeout_s=5) is True
-    assert host.domain(info.name).state is PowerState.SHUTOFF
+    assert host.domain(info.name).state is DomainState.SHUTOFF
     assert host.shutdown(info.name) is True  # already off: nothing to do
     host.start(info.name)
     host.reboot(info.name)
-    assert host.domain(info.name).state is PowerState.RUNNING
+    assert host.domain(info.name).state is DomainState.RUNNING
     host.destroy(info.name)
-    assert host.domain(info.name).state is PowerState.SHUTOFF
+    assert host.domain(info.name).state is DomainState.SHUTOFF
     host.undefine(info.name)
     assert info.name not in {d.name for d in host.list_domains()}
 
 
 def test_define_without_start_and_idempotent_delete(host: LibvirtHost) -> None:
     info = host.define(build_domain_xml(make_spec()))
-    assert info.state is PowerState.SHUTOFF
+    assert info.state is DomainState.SHUTOFF
     host.start(info.name)
     assert host.delete(info.name) is True  # destroys the running domain, then undefines
     assert host.delete(info.name) is False
@@ -84,7 +84,7 @@ def test_metadata_is_recovered_from_a_new_connection(host: LibvirtHost) -> None:
         found = {d.uuid: d for d in fresh.list_domains()}
     for s in specs:
         assert found[s.uuid].metadata == s.metadata
-        assert found[s.uuid].state is PowerState.RUNNING
+        assert found[s.uuid].state is DomainState.RUNNING
     assert found  # the driver's own "test" domain is listed too, as foreign
     assert any(d.metadata is None for d in found.values())
 

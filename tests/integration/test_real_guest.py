@@ -20,7 +20,7 @@ from cell.compute.config_drive import ConfigDriveSpec, build_config_drive
 from cell.compute.domain_xml import DomainSpec, InstanceMetadata, Isolation, KernelBoot, build_domain_xml
 from cell.compute.guest_image import build_guest_image
 from cell.compute.guest_initramfs import MARKER_POWEROFF, MARKER_UP, MARKER_USERDATA
-from cell.compute.hypervisor import EventKind, LifecycleEvent, PowerState
+from cell.compute.hypervisor import DomainState, EventKind, LifecycleEvent
 from fedlib.ids import new_instance_id
 from localfed.real_guests import QEMU_URI, ensure_libvirtd, real_guests_skip_reason
 
@@ -110,7 +110,7 @@ def test_real_guest_boot_config_drive_acpi_shutdown_restart_delete(host: Libvirt
 
     graceful = timed(timings, "acpi shutdown", lambda: host.shutdown(name, timeout_s=20))
     assert graceful, "the guest ignored the ACPI power button"
-    assert host.domain(name).state is PowerState.SHUTOFF
+    assert host.domain(name).state is DomainState.SHUTOFF
     assert MARKER_POWEROFF in log.read_text()
 
     log.rename(log.with_suffix(".1"))  # so the next marker can only come from the next boot

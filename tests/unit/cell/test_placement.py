@@ -22,6 +22,7 @@ from cell.placement import (
 )
 from fedlib.catalog import FLAVORS
 from fedlib.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from fedrpc.flavors import flavor_from_proto, flavor_to_proto
 
 flavors = st.builds(
     Flavor,
@@ -210,10 +211,11 @@ def test_flavor_validation_names_the_field(kwargs: dict[str, object], field: str
     assert err.value.field == field
 
 
-def test_catalog_flavors_convert_field_for_field() -> None:
-    for spec in FLAVORS.values():
-        flavor = Flavor(**dataclasses.asdict(spec))
-        assert (flavor.name, flavor.disk_total_iops) == (spec.name, spec.disk_total_iops)
+def test_catalog_flavors_cross_the_wire_field_for_field() -> None:
+    for flavor in FLAVORS.values():
+        assert flavor_from_proto(flavor_to_proto(flavor)) == flavor
+    bare = Flavor("bare", 1, 128, 1)  # unset knobs are 0 on the wire and None again after it
+    assert flavor_to_proto(bare).cpu_shares == 0 and flavor_from_proto(flavor_to_proto(bare)) == bare
 
 
 LEDGER_HOSTS = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cell.compute.hypervisor import EventKind, LibvirtCallError, LifecycleEvent, PowerState
+from cell.compute.hypervisor import DomainState, EventKind, LibvirtCallError, LifecycleEvent
 from fedlib.errors import CellfedError
 
 
@@ -18,9 +18,9 @@ def test_lifecycle_event_decoding() -> None:
 
 
 def test_power_state_tolerates_future_values() -> None:
-    assert PowerState.of(1) is PowerState.RUNNING
-    assert PowerState.of(5) is PowerState.SHUTOFF
-    assert PowerState.of(42) is PowerState.NOSTATE
+    assert DomainState.of(1) is DomainState.RUNNING
+    assert DomainState.of(5) is DomainState.SHUTOFF
+    assert DomainState.of(42) is DomainState.NOSTATE
 
 
 def test_libvirt_call_error_carries_call_and_message() -> None:

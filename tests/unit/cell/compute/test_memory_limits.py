@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import random
-from dataclasses import asdict
 from pathlib import Path
 
-from cellfed.v1 import agent_pb2, common_pb2
+from cellfed.v1 import agent_pb2
 
 from cell.compute.domains import HostLayout, domain_spec
 from cell.compute.main import may_limit_memory
 from fedlib.catalog import FLAVORS
 from fedlib.ids import new_instance_id
+from fedrpc.flavors import flavor_to_proto
 
 
 def _spawn() -> agent_pb2.SpawnDomain:
     iid = str(new_instance_id("par1-c1", 1_700_000_000_000, random.getrandbits(80)))
-    flavor = common_pb2.Flavor(**asdict(FLAVORS["m1.tiny"]))
+    flavor = flavor_to_proto(FLAVORS["m1.tiny"])
     return agent_pb2.SpawnDomain(
         instance_id=iid, tenant="acme", flavor=flavor, image="debian-12", cell="par1-c1"
     )

@@ -22,8 +22,9 @@ from cellapi.router.ranking import (
     require_choice,
     share_for,
 )
-from fedlib.catalog import FLAVORS, FlavorSpec
+from fedlib.catalog import FLAVORS
 from fedlib.errors import InvalidArgument, ResourceExhausted
+from fedlib.flavor import Flavor
 from replication.model import CapacitySummary, Cell, CellState, Site, SiteState
 
 NOW = 10_000_000
@@ -383,7 +384,7 @@ def region_kept_to(hint: Hint, ingress: Ingress, cands: list[Candidate]) -> str 
     return ingress.region
 
 
-def fits(c: Candidate | Ranked, flavor: FlavorSpec) -> bool:
+def fits(c: Candidate | Ranked, flavor: Flavor) -> bool:
     cap = c.capacity
     if cap is None:
         return False
@@ -394,7 +395,7 @@ def fits(c: Candidate | Ranked, flavor: FlavorSpec) -> bool:
     )
 
 
-def should_be_eligible(c: Candidate, flavor: FlavorSpec, hint: Hint, region: str | None) -> bool:
+def should_be_eligible(c: Candidate, flavor: Flavor, hint: Hint, region: str | None) -> bool:
     return (
         c.cell.state is CellState.ENABLED
         and c.site.state is SiteState.ENABLED
@@ -412,7 +413,7 @@ flavors = st.sampled_from(list(FLAVORS.values()))
 @settings(max_examples=300)
 @given(requests(), flavors, st.integers(0, 2**32))
 def test_explanation_is_complete_and_only_eligible_cells_are_tried(
-    req: tuple[list[Candidate], Hint, Ingress], flavor: FlavorSpec, seed: int
+    req: tuple[list[Candidate], Hint, Ingress], flavor: Flavor, seed: int
 ) -> None:
     cands, hint, ingress = req
     e = rank(flavor, hint, ingress, cands, now_ms=NOW, rand=random.Random(seed).random)
@@ -438,9 +439,7 @@ def test_explanation_is_complete_and_only_eligible_cells_are_tried(
 
 
 @given(requests(), flavors, st.integers(0, 2**32))
-def test_same_seed_same_answer(
-    req: tuple[list[Candidate], Hint, Ingress], flavor: FlavorSpec, seed: int
-) -> None:
+def test_same_seed_same_answer(req: tuple[list[Candidate], Hint, Ingress], flavor: Flavor, seed: int) -> None:
     cands, hint, ingress = req
     a = rank(flavor, hint, ingress, cands, now_ms=NOW, rand=random.Random(seed).random)
     b = rank(flavor, hint, ingress, cands, now_ms=NOW, rand=random.Random(seed).random)
