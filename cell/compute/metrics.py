@@ -22,7 +22,7 @@ class AgentMetrics:
         self.action_seconds = Histogram(
             "cellfed_agent_action_duration_seconds",
             "Time to carry out one reconcile action (define, start, reboot, stop, destroy...).",
-            ["host", "action"],
+            ["host", "kind"],
             buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
             registry=r,
         )
