@@ -4,9 +4,11 @@
    explains the keying and the WAN-partition choice). A retry, here or at another region's router, gets
    the same instance id back and resumes the same steps, never a second instance.
 2. Try the ranked candidate cells in order with that one id. Every cell build is idempotent on the id, so
-   resuming after a crash or a retry is safe. A definite refusal (no room, drained, unreachable) moves to
-   the next candidate; an ambiguous one (the cell may have built it but did not answer in time) stops
-   with UNAVAILABLE, and the client's retry resumes with the same id.
+   resuming after a crash or a retry is safe. A refusal (no room, drained, unreachable, not ready, not
+   found there) moves to the next candidate; an outcome unknown (fedlib.errors: the cell may have built
+   it but did not answer in time) stops with UNAVAILABLE, and the client's retry resumes with the same id.
+   Today a connection lost after sending (`may_have_built`, though an Unavailable) still spills; making
+   it stop like a deadline is the next step.
 
 The id encodes the first-choice cell; when a refusal spills the build elsewhere, the index says where it
 lives (cellapi.router.owners)."""
@@ -19,7 +21,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from cellfed.v1 import cell_pb2, common_pb2, compute_pb2
 
 from cellapi.router.cell_clients import CellClients
-from fedlib.errors import DeadlineExceeded, FailedPrecondition, NotFound, ResourceExhausted, Unavailable
+from fedlib.errors import (
+    CellfedError,
+    FailedPrecondition,
+    Happened,
+    NotFound,
+    OutcomeUnknown,
+    ResourceExhausted,
+    Unavailable,
+)
 from fedlib.flavor import Flavor
 from fedlib.ids import new_instance_id
 from fedrpc.flavors import flavor_to_proto
@@ -28,6 +38,16 @@ from replication.store import IdempotencyLedger
 
 Outcome = Callable[[str], None]  # "local" | "remote" | "spilled" | "refused" | "replayed"
 Lookup = Callable[[str, str], Awaitable[common_pb2.Instance]]  # (instance id, tenant) -> live instance
+
+# What a cell says that sends the build to the next candidate: full, drained or down, not ready, or not
+# found there. All of them but a ConnectionLost (see `may_have_built`) are definite: nothing happened.
+SPILLS = (ResourceExhausted, FailedPrecondition, Unavailable, NotFound)
+
+
+def may_have_built(error: CellfedError) -> bool:
+    """The cell may have built the instance (a deadline, a connection lost after sending): the build must
+    resume at that cell, under the same id, and never go to another."""
+    return error.happened is Happened.MAYBE
 
 
 class Creator:
@@ -102,10 +122,10 @@ class Creator:
                 result: common_pb2.Instance = await self._cells.call(
                     cell, "BuildInstance", build, self._timeout_s
                 )
-            except (ResourceExhausted, FailedPrecondition, Unavailable, NotFound) as exc:
+            except SPILLS as exc:
                 refusals.append(f"{cell.cell_id}: {exc.message}")
                 continue
-            except DeadlineExceeded:
+            except OutcomeUnknown:  # a deadline: the cell may have built it
                 raise Unavailable(
                     f"cell {cell.cell_id} at site {cell.site_id} did not answer within "
                     f"{self._timeout_s:.0f}s; retry with the same request_id to resume"
