@@ -1,12 +1,11 @@
 """Which sites already hold a member of a tenant's spread group: asked of every reachable cell at once,
-each within a deadline (cells own their instances; the global keyspace does not index groups). A cell
-that does not answer in time counts as holding none: spreading is best effort, never a reason to fail.
-What this router placed itself is remembered too (bounded), so a slow cell cannot make it forget the
-members it just placed."""
+within one deadline (cellapi.router.scatter; cells own their instances, the global keyspace does not index
+groups). A cell that does not answer in time counts as holding none: spreading is best effort, never a
+reason to fail. What this router placed itself is remembered too (bounded), so a slow cell cannot make it
+forget the members it just placed."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -14,6 +13,7 @@ from cellfed.v1 import cell_pb2
 
 from cellapi.router.cell_clients import CellClients
 from cellapi.router.directory import Directory
+from cellapi.router.scatter import scatter_gather
 
 _REMEMBERED_GROUPS = 10_000
 
@@ -34,18 +34,12 @@ class GroupSites:
             self._placed.popitem(last=False)
 
     async def holding(self, tenant: str, group: str) -> frozenset[str]:
-        cells = [c for c in self._directory.snapshot.cells.values() if self._reachable(c.cell_id)]
         request = cell_pb2.CellListInstancesRequest(tenant=tenant, spread_group=group, page_size=1)
-        tasks = {
-            c.site_id: asyncio.ensure_future(self._cells.call(c, "ListInstances", request, self._timeout_s))
-            for c in cells
-        }
-        if tasks:
-            await asyncio.wait(tasks.values(), timeout=self._timeout_s)
-        sites = set()
-        for site, task in tasks.items():
-            if task.done() and not task.cancelled() and task.exception() is None and task.result().instances:
-                sites.add(site)
-            elif not task.done():
-                task.cancel()
+        gathered = await scatter_gather(
+            self._directory.snapshot.cells.values(),
+            lambda cell: self._cells.call(cell, "ListInstances", request, self._timeout_s),
+            timeout_s=self._timeout_s,
+            is_up=self._reachable,
+        )
+        sites = {a.cell.site_id for a in gathered.answers() if a.result.instances}
         return frozenset(sites) | self._placed.get((tenant, group), frozenset())

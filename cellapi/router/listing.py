@@ -1,12 +1,11 @@
 """Listing across cells: served from the tenant listing table in this router's DC (sorted, filtered,
-keyset-paged: page N costs what page 2 costs), then enriched live from the owning cells, each within its
-own deadline and all at once. A cell that does not answer in time (or that the prober already knows is
-down) never delays the page: its entries come back stale, UNKNOWN with their data's age, and the
-response names it."""
+keyset-paged: page N costs what page 2 costs), then enriched live from the owning cells, all at once
+within one deadline (cellapi.router.scatter). A cell that does not answer in time (or that the prober
+already knows is down) never delays the page: its entries come back stale, UNKNOWN with their data's
+age, and the response names it."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -15,6 +14,7 @@ from cellfed.v1 import cell_pb2, common_pb2, compute_pb2
 from cellapi.router.cell_clients import CellClients
 from cellapi.router.directory import Directory
 from cellapi.router.instances import index_to_instance
+from cellapi.router.scatter import scatter_gather
 from replication.model import IndexEntry, ListingEntry
 from replication.paging import ListQuery
 from replication.store import TenantListing
@@ -59,28 +59,19 @@ class Lister:
         for e in entries:
             by_cell[e.owner_cell].append(e.instance_id)
         cells = self._directory.snapshot.cells
-        asks = {c: ids for c, ids in by_cell.items() if c in cells and self._reachable(c)}
-        unreachable = [c for c in by_cell if c not in asks]
-        tasks = {
-            c: asyncio.ensure_future(
-                self._cells.call(
-                    cells[c],
-                    "BatchGetInstances",
-                    cell_pb2.BatchGetInstancesRequest(tenant=tenant, instance_ids=ids),
-                    self._timeout_s,
-                )
-            )
-            for c, ids in asks.items()
-        }
-        if tasks:
-            await asyncio.wait(tasks.values(), timeout=self._timeout_s)
-        live: dict[str, common_pb2.Instance] = {}
-        for cell_id, task in tasks.items():
-            if task.done() and not task.cancelled() and task.exception() is None:
-                live.update({i.instance_id: i for i in task.result().instances})
-            else:
-                task.cancel()
-                unreachable.append(cell_id)
+        gathered = await scatter_gather(
+            (cells[c] for c in by_cell if c in cells),
+            lambda cell: self._cells.call(
+                cell,
+                "BatchGetInstances",
+                cell_pb2.BatchGetInstancesRequest(tenant=tenant, instance_ids=by_cell[cell.cell_id]),
+                self._timeout_s,
+            ),
+            timeout_s=self._timeout_s,
+            is_up=self._reachable,
+        )
+        live = {i.instance_id: i for a in gathered.answers() for i in a.result.instances}
+        unreachable = [c for c in by_cell if c not in cells] + [c.cell_id for c in gathered.missing()]
         for cell_id in unreachable:
             self._on_unreachable(self._directory.snapshot.cell_site(cell_id))
         return live, unreachable
