@@ -7,31 +7,16 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
 
 from fedlib import errors
 from fedrpc.status import DOMAIN, STATUS_OF, code_of, error_from_rpc, from_us, status_code_for, to_rpc_status
+from tests.rpc_statuses import from_server, from_stack
 
 C = grpc.StatusCode
 CONNECT_FAILED = (
     "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: Connection refused"
 )
 SOCKET_CLOSED = "Stream removed (Socket closed)"
-
-
-def rpc_error(
-    code: grpc.StatusCode, details: str, status: status_pb2.Status | None = None
-) -> grpc.aio.AioRpcError:
-    trailing = grpc.aio.Metadata()
-    if status is not None:
-        trailing = grpc.aio.Metadata(*rpc_status.to_status(status).trailing_metadata)
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, details=details)
-
-
-def ours(error: errors.CellfedError) -> grpc.aio.AioRpcError:
-    """What a cellfed server sends for `error` (fedrpc.status.abort_with)."""
-    status = to_rpc_status(error)
-    return rpc_error(status_code_for(error), status.message, status)
 
 
 # Without our ErrorInfo: the class by code, and for UNAVAILABLE whether gRPC ever connected.
@@ -66,7 +51,7 @@ def test_the_table_covers_every_code_but_ok() -> None:
 def test_a_status_from_the_grpc_stack_is_classified_by_code(
     code: grpc.StatusCode, details: str, cls: type[errors.CellfedError]
 ) -> None:
-    exc = rpc_error(code, details)
+    exc = from_stack(code, details)
     error = error_from_rpc(exc, target="site par1 (cell par1-c1)")
     assert type(error) is cls and not from_us(exc)
     assert (error.rpc_code, error.rpc_details, code_of(error)) == (code, details, code)
@@ -75,7 +60,7 @@ def test_a_status_from_the_grpc_stack_is_classified_by_code(
 @pytest.mark.parametrize("cls", STATUS_OF, ids=lambda c: c.__name__)
 def test_our_status_comes_back_as_the_class_that_sent_it(cls: type[errors.CellfedError]) -> None:
     sent = cls("it went wrong")
-    exc = ours(sent)
+    exc = from_server(sent)
     error = error_from_rpc(exc, target="site par1 (cell par1-c1)")
     assert type(error) is cls and from_us(exc)
     assert (error.fault, error.happened, error.retry_safe) == (sent.fault, sent.happened, sent.retry_safe)
@@ -83,38 +68,40 @@ def test_our_status_comes_back_as_the_class_that_sent_it(cls: type[errors.Cellfe
 
 
 def test_a_cells_own_unavailable_is_a_refusal_whatever_its_text() -> None:
-    error = error_from_rpc(ours(errors.Unavailable(CONNECT_FAILED)), target="site sin1 (cell sin1-c1)")
+    error = error_from_rpc(from_server(errors.Unavailable(CONNECT_FAILED)), target="site sin1 (cell sin1-c1)")
     assert type(error) is errors.Unavailable and error.happened is errors.Happened.NO
-    lost = error_from_rpc(rpc_error(C.UNAVAILABLE, SOCKET_CLOSED), target="site sin1 (cell sin1-c1)")
+    lost = error_from_rpc(from_stack(C.UNAVAILABLE, SOCKET_CLOSED), target="site sin1 (cell sin1-c1)")
     assert lost.happened is errors.Happened.MAYBE
 
 
 def test_messages_name_the_target_when_it_is_about_reaching_it() -> None:
     target = "site sin1 (cell sin1-c1)"
-    down = error_from_rpc(rpc_error(C.UNAVAILABLE, SOCKET_CLOSED), target=target)
+    down = error_from_rpc(from_stack(C.UNAVAILABLE, SOCKET_CLOSED), target=target)
     assert down.message == f"{target} is unavailable: {SOCKET_CLOSED}"
-    late = error_from_rpc(rpc_error(C.DEADLINE_EXCEEDED, "Deadline Exceeded"), target=target)
+    late = error_from_rpc(from_stack(C.DEADLINE_EXCEEDED, "Deadline Exceeded"), target=target)
     assert late.message == f"{target} did not answer in time"
-    missing = error_from_rpc(ours(errors.NotFound("instance x not found")), target=target)
+    missing = error_from_rpc(from_server(errors.NotFound("instance x not found")), target=target)
     assert missing.message == "instance x not found"
 
 
 def test_a_field_violation_names_the_field_and_the_class_survives() -> None:
     sent = errors.ConfigError("bad port", field="router.port")
-    error = error_from_rpc(ours(sent), target="t")
+    error = error_from_rpc(from_server(sent), target="t")
     assert type(error) is errors.ConfigError and error.field == "router.port"
-    plain = error_from_rpc(ours(errors.InvalidArgument("name too long", field="display_name")), target="t")
+    plain = error_from_rpc(
+        from_server(errors.InvalidArgument("name too long", field="display_name")), target="t"
+    )
     assert type(plain) is errors.InvalidArgument and plain.field == "display_name"
 
 
 def test_an_error_info_of_another_domain_or_a_reason_at_odds_with_the_code_is_not_trusted() -> None:
     foreign = status_pb2.Status(code=14, message=SOCKET_CLOSED)
     foreign.details.add().Pack(error_details_pb2.ErrorInfo(reason="UNAVAILABLE", domain="envoy.example"))
-    exc = rpc_error(C.UNAVAILABLE, SOCKET_CLOSED, foreign)
+    exc = from_stack(C.UNAVAILABLE, SOCKET_CLOSED, foreign)
     assert not from_us(exc) and type(error_from_rpc(exc, target="t")) is errors.ConnectionLost
     odd = status_pb2.Status(code=14, message="x")
     odd.details.add().Pack(error_details_pb2.ErrorInfo(reason="NOTFOUND", domain=DOMAIN))
-    assert type(error_from_rpc(rpc_error(C.UNAVAILABLE, "x", odd), target="t")) is errors.Unavailable
+    assert type(error_from_rpc(from_stack(C.UNAVAILABLE, "x", odd), target="t")) is errors.Unavailable
 
 
 def test_every_status_we_send_carries_our_error_info() -> None:
