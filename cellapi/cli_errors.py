@@ -1,12 +1,16 @@
-"""The one table from a gRPC status to `cellctl`'s exit code, and the one-line error message.
+"""`cellctl`'s exit codes and its one-line error message, read off the error tree (fedlib.errors) the
+SDK raises.
 
-Scripts branch on the exit code, so codes group statuses by what the caller should do next: fix the
-request (2, the same code click uses for usage errors), retry later (3), get other credentials (4), wait
-for or find capacity (5). Outcomes that are not RPC failures have their own codes."""
+Scripts branch on the exit code, so codes group failures by what the caller should do next: fix the
+request (2, the same code click uses for usage errors: the caller's fault), retry later (3: the server's
+fault and a retry is safe), get other credentials (4), wait for or find capacity (5). Outcomes that are
+not RPC failures have their own codes."""
 
 from __future__ import annotations
 
-import grpc
+from fedlib import errors
+from fedlib.errors import CellfedError, Fault
+from fedrpc.status import code_of
 
 EXIT_FAILURE = 1  # a status with no better group (INTERNAL, UNKNOWN, ...)
 EXIT_CALLER = 2
@@ -17,18 +21,11 @@ EXIT_INSTANCE_ERROR = 6  # create --wait: the instance reached ERROR
 EXIT_WAIT_TIMEOUT = 7  # create --wait: not ACTIVE before the deadline (it may still get there)
 EXIT_INTERRUPTED = 130  # Ctrl-C, the shell convention (128 + SIGINT)
 
-EXIT_OF: dict[grpc.StatusCode, int] = {
-    grpc.StatusCode.INVALID_ARGUMENT: EXIT_CALLER,
-    grpc.StatusCode.NOT_FOUND: EXIT_CALLER,
-    grpc.StatusCode.ALREADY_EXISTS: EXIT_CALLER,
-    grpc.StatusCode.FAILED_PRECONDITION: EXIT_CALLER,
-    grpc.StatusCode.OUT_OF_RANGE: EXIT_CALLER,
-    grpc.StatusCode.UNAVAILABLE: EXIT_RETRY,
-    grpc.StatusCode.DEADLINE_EXCEEDED: EXIT_RETRY,
-    grpc.StatusCode.ABORTED: EXIT_RETRY,
-    grpc.StatusCode.UNAUTHENTICATED: EXIT_AUTH,
-    grpc.StatusCode.PERMISSION_DENIED: EXIT_AUTH,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: EXIT_CAPACITY,
+# The classes whose code is not the one their fault and retry safety give (see exit_code_for).
+EXIT_OF: dict[type[CellfedError], int] = {
+    errors.Unauthenticated: EXIT_AUTH,
+    errors.PermissionDenied: EXIT_AUTH,
+    errors.ResourceExhausted: EXIT_CAPACITY,
 }
 
 EXIT_CODES_HELP = (
@@ -39,15 +36,25 @@ EXIT_CODES_HELP = (
 )
 
 
-def exit_code_for(code: grpc.StatusCode) -> int:
-    return EXIT_OF.get(code, EXIT_FAILURE)
+def exit_code_for(error: CellfedError) -> int:
+    for cls in type(error).__mro__:
+        if cls in EXIT_OF:
+            return EXIT_OF[cls]
+    if error.fault is Fault.CALLER:
+        return EXIT_CALLER
+    return EXIT_RETRY if error.retry_safe else EXIT_FAILURE
 
 
-def error_line(code: grpc.StatusCode, details: str | None, *, routers: tuple[str, ...] = ()) -> str:
-    """`error: <CODE>: <details>` on one line; UNAVAILABLE also names the routers it was tried at, since
-    that is what the user checks next."""
-    text = " ".join((details or "no details").split())  # gRPC's connection errors span lines
-    line = f"error: {code.name}: {text}"
-    if code is grpc.StatusCode.UNAVAILABLE and routers:
+def error_line(error: CellfedError, *, routers: tuple[str, ...] = ()) -> str:
+    """`error: <CODE>: <details>` on one line, with the code and details the router sent; an unavailable
+    router also names the routers it was tried at, since that is what the user checks next."""
+    text = " ".join((details_of(error) or "no details").split())  # gRPC's connection errors span lines
+    line = f"error: {code_of(error).name}: {text}"
+    if isinstance(error, errors.Unavailable) and routers:
         line += f" (routers tried: {', '.join(routers)})"
     return line
+
+
+def details_of(error: CellfedError) -> str | None:
+    """What the router said, verbatim; for an error raised here, its message."""
+    return error.rpc_details if error.rpc_code is not None else error.message

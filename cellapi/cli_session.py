@@ -1,6 +1,7 @@
 """Runs one `cellctl` command: resolves the global options, opens the SDK client (probing the routers when
 there is a choice, so the nearest is used), shows results as tables or JSON, and turns every gRPC failure
-into one `error: <CODE>: <details>` line and an exit code (cli_errors), never a traceback.
+(the SDK raises the error tree) into one `error: <CODE>: <details>` line and an exit code (cli_errors),
+never a traceback.
 
 Results go to stdout; notes, warnings, progress and errors go to stderr, so `--output json` stays
 parseable whatever else is said."""
@@ -15,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import click
-import grpc
 from google.protobuf.message import Message
 from rich.console import Console, RenderableType
 
@@ -23,6 +23,7 @@ from cellapi.cli_config import CliConfig, RawOptions, resolve
 from cellapi.cli_errors import EXIT_INTERRUPTED, error_line, exit_code_for
 from cellapi.cli_render import to_json
 from cellapi.client import Client
+from fedlib.errors import CellfedError
 
 # Off a terminal rich would wrap tables at 80 columns; pipes and files get whole rows instead.
 PIPE_WIDTH = 250
@@ -72,9 +73,9 @@ def run(raw: RawOptions, command: Command) -> None:
     config = resolve(raw, os.environ)
     try:
         code = asyncio.run(_with_client(config, command))
-    except grpc.aio.AioRpcError as exc:
-        click.echo(error_line(exc.code(), exc.details(), routers=config.routers), err=True)
-        code = exit_code_for(exc.code())
+    except CellfedError as exc:
+        click.echo(error_line(exc, routers=config.routers), err=True)
+        code = exit_code_for(exc)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     click.get_current_context().exit(code)

@@ -14,15 +14,16 @@ import asyncio
 import time
 
 import click
-import grpc
 from cellfed.v1 import federation_pb2
 from rich.live import Live
 
 from cellapi.cli_config import RawOptions
-from cellapi.cli_errors import exit_code_for
+from cellapi.cli_errors import details_of, exit_code_for
 from cellapi.cli_render import to_json_line
 from cellapi.cli_render_top import Frame, top_frame
 from cellapi.cli_session import Session, run
+from fedlib.errors import CellfedError, Unavailable
+from fedrpc.status import code_of
 
 MIN_DEADLINE_S = 0.5  # below this a healthy router across a WAN could not answer at all
 
@@ -37,8 +38,8 @@ async def _fetch(s: Session, deadline_s: float) -> federation_pb2.ListSitesRespo
         return await asyncio.wait_for(s.client.sites(), deadline_s)
     except TimeoutError:
         return f"no answer within {deadline_s:g}s"
-    except grpc.aio.AioRpcError as exc:
-        return f"{exc.code().name}: {exc.details()}"
+    except CellfedError as exc:
+        return f"{code_of(exc).name}: {details_of(exc)}"
 
 
 class _Screen:
@@ -95,7 +96,7 @@ async def watch_sites(s: Session, interval_s: float, iterations: int | None) -> 
             shown += 1
             if iterations is None or shown < iterations:
                 await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
-    return 0 if last_error is None else exit_code_for(grpc.StatusCode.UNAVAILABLE)
+    return 0 if last_error is None else exit_code_for(Unavailable(last_error))
 
 
 @click.command()

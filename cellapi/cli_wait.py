@@ -11,7 +11,6 @@ import contextlib
 from collections.abc import Iterator
 
 import click
-import grpc
 from cellfed.v1 import common_pb2
 from rich.console import Console
 from rich.status import Status
@@ -20,6 +19,7 @@ from rich.text import Text
 from cellapi.cli_errors import EXIT_FAILURE, EXIT_INSTANCE_ERROR, EXIT_WAIT_TIMEOUT
 from cellapi.cli_render import event_line, status_text, to_json_line
 from cellapi.cli_session import Session
+from fedlib.errors import DeadlineExceeded
 
 WATCH_CALL_S = 300.0  # one watch call; `watch` reconnects after it
 RECONNECT_PAUSE_S = 0.2  # between calls, so a stream that keeps ending at once cannot spin
@@ -49,9 +49,8 @@ async def _follow_once(s: Session, latest: common_pb2.Instance, show: _Show) -> 
             show(f"{status_text(latest)}: {event.reason}")
             if latest.status in _SETTLED:
                 return latest
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() is not grpc.StatusCode.DEADLINE_EXCEEDED:
-            raise
+    except DeadlineExceeded:
+        pass  # the watch call's own deadline: follow on with a new one
     await asyncio.sleep(RECONNECT_PAUSE_S)
     return latest
 
@@ -116,7 +115,6 @@ async def follow(s: Session, instance_id: str) -> int:
                 s.line(to_json_line(event) if s.config.json else event_line(event))
                 if inst.status == common_pb2.DELETED:
                     return 0
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() is not grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise
+        except DeadlineExceeded:
+            pass  # the watch call's own deadline: reconnect
         await asyncio.sleep(RECONNECT_PAUSE_S)

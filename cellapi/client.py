@@ -1,9 +1,10 @@
 """The Python client SDK: probes the routers it knows (grpc.health.v1), uses the nearest, and fails over
-to the next in RTT order when a router is UNAVAILABLE. In production anycast or GeoDNS sits in front; this
+to the next in RTT order when a router cannot serve. In production anycast or GeoDNS sits in front; this
 is what a client does when it knows several routers itself.
 
-Every call has a deadline. Only UNAVAILABLE triggers failover: any other status is the federation's
-answer and is raised as is."""
+Every call has a deadline. Failures are raised as the error tree (fedlib.errors), never as raw gRPC
+errors; each keeps the status code and details it came with (`rpc_code`, `rpc_details`). The failover
+rule is `fails_over`, read off the tree: any other failure is the federation's answer, raised as is."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from cellfed.v1 import common_pb2, compute_pb2, compute_pb2_grpc, federation_pb2
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from fedlib.errors import CellfedError, Happened, Unavailable
 from fedrpc.channel import open_channel
+from fedrpc.status import error_from_rpc
 
 T = TypeVar("T")
 PROBE_TIMEOUT_S = 1.0
@@ -28,6 +31,13 @@ PROBE_TIMEOUT_S = 1.0
 class RouterChoice:
     endpoint: str
     rtt_ms: float | None  # None: did not answer the probe
+
+
+def fails_over(error: CellfedError) -> bool:
+    """The next router gets the request when this one could not serve it (it, or the way to it, is
+    unavailable: down, unreachable, or the connection was lost) and sending it again cannot do harm:
+    nothing happened, or the request is safe to resend (every router shares the idempotency ledger)."""
+    return isinstance(error, Unavailable) and (error.happened is Happened.NO or error.retry_safe)
 
 
 class _Router:
@@ -66,14 +76,15 @@ class Client:
         return self.order
 
     async def _call(self, fn: Callable[[_Router], Awaitable[T]]) -> T:
-        last: grpc.aio.AioRpcError | None = None
+        last: CellfedError | None = None
         for router in list(self._routers):
             try:
                 return await fn(router)
             except grpc.aio.AioRpcError as exc:
-                if exc.code() is not grpc.StatusCode.UNAVAILABLE:
-                    raise
-                last = exc
+                error = _error(exc, router)
+                if not fails_over(error):
+                    raise error from None
+                last = error
                 self._routers.remove(router)  # demote: the next call starts with the next nearest
                 self._routers.append(router)
         assert last is not None
@@ -108,9 +119,13 @@ class Client:
         self, instance_id: str, timeout_s: float = 600.0
     ) -> AsyncIterator[common_pb2.InstanceEvent]:
         req = compute_pb2.WatchInstanceRequest(name=_name(instance_id))
-        call = self._routers[0].compute.WatchInstance(req, timeout=timeout_s, metadata=self._metadata)
-        async for event in call:
-            yield event
+        router = self._routers[0]
+        call = router.compute.WatchInstance(req, timeout=timeout_s, metadata=self._metadata)
+        try:
+            async for event in call:
+                yield event
+        except grpc.aio.AioRpcError as exc:
+            raise _error(exc, router) from None
 
     async def sites(self) -> federation_pb2.ListSitesResponse:
         req = federation_pb2.ListSitesRequest()
@@ -137,6 +152,10 @@ class Client:
     async def close(self) -> None:
         for router in self._routers:
             await router.channel.close()
+
+
+def _error(exc: grpc.aio.AioRpcError, router: _Router) -> CellfedError:
+    return error_from_rpc(exc, target=f"router {router.endpoint}")
 
 
 def _name(instance_id: str) -> str:

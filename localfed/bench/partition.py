@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-import grpc
 from rich.console import Console
 from rich.table import Table
 
 from cellapi.client import Client
+from fedlib.errors import CellfedError
 from localfed.bench.options import cassandra_address_base
 from localfed.bench.partition_load import Ledger, drive_site, summarize
 from localfed.launcher import LocalFederation
@@ -174,7 +174,7 @@ async def _converge(
             for site, client in admins.items():
                 try:
                     listed = await _listed_ids(client)
-                except grpc.aio.AioRpcError:
+                except CellfedError:
                     missing[site] = -1  # that router did not answer this round: ask again
                     continue
                 lacking = len(expected - listed) + len(deleted_before_heal & listed)

@@ -14,10 +14,11 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import grpc
 from cellfed.v1 import common_pb2, compute_pb2
 
 from cellapi.client import Client
+from fedlib.errors import CellfedError
+from fedrpc.status import code_of
 
 T = TypeVar("T")
 # How long before the cut an instance must have been made for its index row to count as replicated to
@@ -110,9 +111,9 @@ async def _record(ledger: Ledger, site: str, op: str, call: Awaitable[T]) -> T |
     phase, started = ledger.phase, time.perf_counter()
     try:
         result = await call
-    except grpc.aio.AioRpcError as exc:
+    except CellfedError as exc:
         ms = (time.perf_counter() - started) * 1000
-        ledger.outcomes.append(Outcome(site, op, phase, False, exc.code().name, ms))
+        ledger.outcomes.append(Outcome(site, op, phase, False, code_of(exc).name, ms))
         return None
     ms = (time.perf_counter() - started) * 1000
     stale = isinstance(result, common_pb2.Instance) and result.status == common_pb2.UNKNOWN

@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 import yaml
 
 from cellapi.client import Client
+from fedlib.errors import CellfedError
 from fedrpc.build_info import cellfed_version
 from localfed.prometheus import (
     CONFIG_FILE,
@@ -69,7 +69,7 @@ async def traffic(fed: Federation, prometheus: PrometheusProcess) -> AsyncIterat
                 for inst in created * 2:
                     await client.get(inst.instance_id)
                 for other in SITES:
-                    with contextlib.suppress(grpc.aio.AioRpcError):
+                    with contextlib.suppress(CellfedError):
                         await client.get(f"{other.cell}.00000000000000000000000000")
             await asyncio.sleep(0.5)
 

@@ -15,6 +15,7 @@ import pytest
 from cellfed.v1 import common_pb2, compute_pb2, federation_pb2
 
 from cellapi.client import Client
+from fedlib import errors
 from tests.federation_harness import SITES, Federation, running_federation
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.libvirt]
@@ -89,9 +90,9 @@ async def test_replayed_create_at_another_router_is_the_same_instance(fed: Feder
     again = await fed.client("sin1").create(create_request("once", request_id=request_id))
     same_router = await fed.client("par1").create(create_request("once", request_id=request_id))
     assert first.instance_id == again.instance_id == same_router.instance_id
-    with pytest.raises(grpc.aio.AioRpcError) as err:  # same id, another request
+    with pytest.raises(errors.AlreadyExists) as err:  # same id, another request
         await fed.client("nyc1").create(create_request("twice", request_id=request_id))
-    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert err.value.rpc_code == grpc.StatusCode.ALREADY_EXISTS
 
 
 async def test_listing_300_instances_paged_sorted_and_identical_across_routers(fed: Federation) -> None:
@@ -152,19 +153,19 @@ async def list_all(client: Client, expect: int, timeout_s: float = 30, **kw: Any
 
 async def test_tenant_isolation_and_authentication(fed: Federation) -> None:
     inst = await fed.client("par1").create(create_request("private"))
-    with pytest.raises(grpc.aio.AioRpcError) as err:
+    with pytest.raises(errors.NotFound) as err:
         await fed.client("nyc1", "other").get(inst.instance_id)
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert err.value.rpc_code == grpc.StatusCode.NOT_FOUND
     for token in ("", "not-a-token", fed.tokens["acme"][:-4] + "AAAA"):
-        with pytest.raises(grpc.aio.AioRpcError) as err:
+        with pytest.raises(errors.Unauthenticated) as auth:
             await fed.client("par1", token).get(inst.instance_id)
-        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, token
-    with pytest.raises(grpc.aio.AioRpcError) as err:
+        assert auth.value.rpc_code == grpc.StatusCode.UNAUTHENTICATED, token
+    with pytest.raises(errors.PermissionDenied) as denied:
         await fed.client("par1", "acme").sites()
-    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    with pytest.raises(grpc.aio.AioRpcError) as err:
+    assert denied.value.rpc_code == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(errors.InvalidArgument) as bad:
         await fed.client("par1").get("not-an-id")
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad.value.rpc_code == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_explain_lists_every_candidate_nearest_first(fed: Federation) -> None:
@@ -223,9 +224,9 @@ async def test_dead_cell_partial_list_unknown_get_and_fast_detection(fed: Federa
     got = await lister.get(victim)
     assert got.status == common_pb2.UNKNOWN and got.stale and got.data_age.ToMilliseconds() > 0
     assert got.site == "sin1"  # answered from the index, still saying where it lives
-    with pytest.raises(grpc.aio.AioRpcError) as err:
+    with pytest.raises(errors.Unavailable) as err:
         await lister.action("Stop", victim)
-    assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "sin1" in err.value.details()
+    assert err.value.rpc_code == grpc.StatusCode.UNAVAILABLE and "sin1" in (err.value.rpc_details or "")
     print(
         f"\ncell death -> no new work from par1's router: {detected_s:.2f}s; partial list in {listed_s:.2f}s"
     )

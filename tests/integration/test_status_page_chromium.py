@@ -20,7 +20,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import grpc
 import pytest
 from cellfed.v1 import common_pb2, federation_pb2
 
@@ -29,6 +28,7 @@ from cellapi.client import Client
 from cellapi.router.app import RunningRouter, start_router
 from cellapi.router.settings import RouterSettings
 from cellapi.router.status_http import MAX_REQUEST_BYTES, StatusServer, start_status_server
+from fedlib.errors import CellfedError
 from localfed.processes import spawn, stop_all, wait_ready
 from tests.federation_harness import SITES, Federation, running_federation
 
@@ -251,7 +251,7 @@ async def some_traffic(fed: Federation) -> None:
             for _ in range(10):
                 await client.list()
             for other in SITES:
-                with contextlib.suppress(grpc.aio.AioRpcError):
+                with contextlib.suppress(CellfedError):
                     await client.get(f"{other.cell}.00000000000000000000000000")
         finally:
             await client.close()

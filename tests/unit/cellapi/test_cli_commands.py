@@ -18,12 +18,16 @@ from rich.console import Console
 
 from cellapi import cli_session, cli_wait
 from cellapi.cli import cli
+from fedlib.errors import CellfedError
+from fedrpc.status import error_from_rpc
+from tests.rpc_statuses import from_stack
 
 IID = "par1-c1.01jz8k3m5q7r9t1v3x5z7b9d1f"
 
 
-def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details)
+def rpc_error(code: grpc.StatusCode, details: str) -> CellfedError:
+    """What the SDK raises for a status with that code and details (cellapi.client: the error tree)."""
+    return error_from_rpc(from_stack(code, details), target="router r1:1")
 
 
 def inst(status: int = common_pb2.BUILDING, version: int = 1, **kw: Any) -> common_pb2.Instance:
@@ -42,7 +46,7 @@ class FakeClient:
         self.calls: list[tuple[str, Any]] = []
         self.watches: list[list[Any]] = []
         self.pages: list[compute_pb2.ListInstancesResponse] = []
-        self.fail: grpc.aio.AioRpcError | None = None
+        self.fail: CellfedError | None = None
         self.closed = False
 
     def _record(self, name: str, arg: Any) -> None:

@@ -17,6 +17,8 @@ from click.testing import CliRunner, Result
 from cellapi import cli_session
 from cellapi.cli import cli
 from cellapi.cli_render_top import Frame, site_totals, top_frame, top_table
+from fedrpc.status import error_from_rpc
+from tests.rpc_statuses import from_stack
 from tests.unit.cellapi.test_cli_render import ms, row, text
 
 NOW = 1_790_000_000_000
@@ -113,9 +115,8 @@ def top(monkeypatch: pytest.MonkeyPatch, script: list[Any], *args: str) -> tuple
 
 
 def test_a_hanging_router_never_blocks_the_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
-    unavailable = grpc.aio.AioRpcError(
-        grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details="router down"
-    )
+    down = from_stack(grpc.StatusCode.UNAVAILABLE, "router down")
+    unavailable = error_from_rpc(down, target="router r1:1")  # what the SDK raises (cellapi.client)
     started = time.monotonic()
     result, fake = top(
         monkeypatch, [federation(), "hang", unavailable, federation()], "top", "--interval", "0.2",
