@@ -1,6 +1,7 @@
 """`cellfed bench cell`: one real cell (controller + M test-driver agents as processes, a real Cassandra
 DC) building N instances; prints builds/s, acknowledgement and build->ACTIVE latency, and the pure
-placement decision time at 1,000 and 10,000 hosts. A benchmark, not a test: it prints figures."""
+placement decision time at 1,000 and 10,000 hosts, and one build step of the cell core there against
+the old rebuild of every host view. A benchmark, not a test: it prints figures."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from rich.table import Table
 from fedlib.catalog import FLAVORS
 from fedlib.ids import new_instance_id
 from fedrpc.flavors import flavor_to_proto
+from localfed.bench.core_step import time_core_build
 from localfed.bench.options import cassandra_address_base
 from localfed.bench.placement import time_placement
 from localfed.bench.store import summarize
@@ -61,6 +63,7 @@ def cell(
         stop_all(procs)
         _down(root / "cassandra")
     results["placement"] = [time_placement(n, placement_repeats) for n in (1_000, 10_000)]
+    results["core_build"] = [time_core_build(n, min(placement_repeats, 200)) for n in (1_000, 10_000)]
     if output == "json":
         click.echo(json.dumps(results, indent=2))
     else:
@@ -185,3 +188,11 @@ def _print(results: dict[str, Any]) -> None:
         placement.add_row(str(p["n_hosts"]), str(p["p50_us"]), str(p["p99_us"]), str(p["cpu_p50_us"]),
                           str(p["cpu_p99_us"]))  # fmt: skip
     console.print(placement)
+    core = Table(title="One build step of the cell core: incremental host views vs all rebuilt per build")
+    for column in ("hosts", "core CPU p50 / p99 µs", "rebuilt CPU p50 / p99 µs", "rebuilt / core (p50)"):
+        core.add_column(column)
+    for c in results["core_build"]:
+        core.add_row(str(c["n_hosts"]), f"{c['core_cpu_p50_us']} / {c['core_cpu_p99_us']}",
+                     f"{c['rebuild_cpu_p50_us']} / {c['rebuild_cpu_p99_us']}",
+                     f"{c['ratio_p50']}x")  # fmt: skip
+    console.print(core)

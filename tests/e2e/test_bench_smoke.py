@@ -79,6 +79,8 @@ def test_bench_cell_router_and_store_print_their_figures(tmp_path: Path, cassand
     )  # fmt: skip
     assert (cell["instances"], cell["errors"], cell["ack_ms"]["n"]) == (10, 0, 10)
     assert [p["n_hosts"] for p in cell["placement"]] == [1_000, 10_000]
+    assert [c["n_hosts"] for c in cell["core_build"]] == [1_000, 10_000]
+    assert all(c["core_cpu_p50_us"] > 0 and c["rebuild_cpu_p50_us"] > 0 for c in cell["core_build"])
     router = bench(
         "router", "--gets", "20", "--instances", "5", "--list-rows", "1000", "--concurrency", "4",
         "--dir", str(tmp_path / "router"), "--cassandra-address-base", "127.0.13.11",
