@@ -9,7 +9,6 @@ read them as ratios. A benchmark, not a test: it prints figures.
 from __future__ import annotations
 
 import gc
-import math
 import random
 import time
 
@@ -19,12 +18,9 @@ from cell.hosts import HostState, is_up
 from cell.placement import PlacementRequest, place
 from cell.records import InstanceSpec
 from fedlib.catalog import FLAVORS
+from localfed.bench.placement import percentile as _percentile
 
 _NOW_MS = 1_000  # hosts were last seen at 0: up for the core's 3 s grace
-
-
-def _percentile(sorted_values: list[float], p: float) -> float:
-    return sorted_values[max(0, math.ceil(p * len(sorted_values)) - 1)]
 
 
 def _cell(n_hosts: int) -> CellCore:

@@ -57,7 +57,7 @@ def synthetic_requests(count: int, rng: random.Random) -> list[PlacementRequest]
     ]
 
 
-def _percentile(sorted_values: list[float], p: float) -> float:
+def percentile(sorted_values: list[float], p: float) -> float:
     """Nearest-rank percentile: a value that was actually measured."""
     return sorted_values[max(0, math.ceil(p * len(sorted_values)) - 1)]
 
@@ -83,13 +83,13 @@ def time_placement(n_hosts: int, repeats: int, seed: int = 1) -> dict[str, float
     return {
         "n_hosts": n_hosts,
         "repeats": repeats,
-        "p50_us": round(_percentile(wall, 0.50), 1),
-        "p99_us": round(_percentile(wall, 0.99), 1),
+        "p50_us": round(percentile(wall, 0.50), 1),
+        "p99_us": round(percentile(wall, 0.99), 1),
         "max_us": round(wall[-1], 1),
         "mean_us": round(sum(wall) / len(wall), 1),
         # CPU time of this thread: what the decision costs, unlike wall time, which a busy machine inflates.
-        "cpu_p50_us": round(_percentile(cpu, 0.50), 1),
-        "cpu_p99_us": round(_percentile(cpu, 0.99), 1),
-        "ns_per_host_cpu_p50": round(_percentile(cpu, 0.50) * 1000 / n_hosts, 1),
+        "cpu_p50_us": round(percentile(cpu, 0.50), 1),
+        "cpu_p99_us": round(percentile(cpu, 0.99), 1),
+        "ns_per_host_cpu_p50": round(percentile(cpu, 0.50) * 1000 / n_hosts, 1),
         "placed": placed,
     }
