@@ -1,6 +1,6 @@
 """How `cellctl` shows the operator views as tables: sites and their cells, placement explanations, the
 RTT matrix, a drained cell. Pure functions of the Federation API replies (JSON goes through
-cli_render.to_json). Every figure that can be old is shown with its age, and a site or router that did
+cellapi.cli.render.to_json). Every figure that can be old is shown with its age, and a site or router that did
 not answer is shown as such, never left out."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from cellfed.v1 import common_pb2, federation_pb2
 from rich.table import Table
 
-from cellapi.cli_render import NONE, add_row, fmt_duration, fmt_ms, table
+from cellapi.cli.render import NONE, add_row, fmt_duration, fmt_ms, table
 
 # Health values at which a site is shown dimmed: no new work goes there.
 _UNWELL = {common_pb2.SUSPECT, common_pb2.OFFLINE, common_pb2.HEALTH_UNKNOWN}
@@ -47,7 +47,7 @@ _SITES_COLUMNS = (
     "BY STATUS",
     "CAP AGE",
     "RTT",
-    # The site's traffic, as its routers last reported it (cli_render_top.traffic_cells).
+    # The site's traffic, as its routers last reported it (cellapi.cli.render_top.traffic_cells).
     "REQ/S",
     "ERR/S",
     "P99",

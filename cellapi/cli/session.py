@@ -1,7 +1,7 @@
 """Runs one `cellctl` command: resolves the global options, opens the SDK client (probing the routers when
 there is a choice, so the nearest is used), shows results as tables or JSON, and turns every gRPC failure
-(the SDK raises the error tree) into one `error: <CODE>: <details>` line and an exit code (cli_errors),
-never a traceback.
+(the SDK raises the error tree) into one `error: <CODE>: <details>` line and an exit code
+(cellapi.cli.errors), never a traceback.
 
 Results go to stdout; notes, warnings, progress and errors go to stderr, so `--output json` stays
 parseable whatever else is said."""
@@ -19,9 +19,9 @@ import click
 from google.protobuf.message import Message
 from rich.console import Console, RenderableType
 
-from cellapi.cli_config import CliConfig, RawOptions, resolve
-from cellapi.cli_errors import EXIT_INTERRUPTED, error_line, exit_code_for
-from cellapi.cli_render import to_json
+from cellapi.cli.config import CliConfig, RawOptions, resolve
+from cellapi.cli.errors import EXIT_INTERRUPTED, error_line, exit_code_for
+from cellapi.cli.render import to_json
 from cellapi.client import Client
 from fedlib.errors import CellfedError
 

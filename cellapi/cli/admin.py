@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from cellapi.cli_config import RawOptions
-from cellapi.cli_render_admin import (
+from cellapi.cli.config import RawOptions
+from cellapi.cli.render_admin import (
     cell_line,
     explain_choice,
     explain_table,
@@ -18,9 +18,9 @@ from cellapi.cli_render_admin import (
     sites_table,
     sites_warning,
 )
-from cellapi.cli_requests import cell_name, explain_request, near_from, near_options
-from cellapi.cli_session import Session, run
-from cellapi.cli_top import top
+from cellapi.cli.requests import cell_name, explain_request, near_from, near_options
+from cellapi.cli.session import Session, run
+from cellapi.cli.top import top
 
 
 @click.command()

@@ -16,8 +16,9 @@ from cellfed.v1 import common_pb2, compute_pb2
 from click.testing import CliRunner, Result
 from rich.console import Console
 
-from cellapi import cli_session, cli_wait
-from cellapi.cli import cli
+from cellapi.cli import session as cli_session
+from cellapi.cli import wait as cli_wait
+from cellapi.cli.main import cli
 from fedlib.errors import CellfedError
 from fedrpc.status import error_from_rpc
 from tests.rpc_statuses import from_stack

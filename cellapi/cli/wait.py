@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.status import Status
 from rich.text import Text
 
-from cellapi.cli_errors import EXIT_FAILURE, EXIT_INSTANCE_ERROR, EXIT_WAIT_TIMEOUT
-from cellapi.cli_render import event_line, status_text, to_json_line
-from cellapi.cli_session import Session
+from cellapi.cli.errors import EXIT_FAILURE, EXIT_INSTANCE_ERROR, EXIT_WAIT_TIMEOUT
+from cellapi.cli.render import event_line, status_text, to_json_line
+from cellapi.cli.session import Session
 from fedlib.errors import DeadlineExceeded
 
 WATCH_CALL_S = 300.0  # one watch call; `watch` reconnects after it

@@ -1,7 +1,8 @@
 """`cellctl`: the user and operator CLI over the client SDK (cellapi.client).
 
-This module holds the global options and the instance commands; operator commands live in cli_admin,
-running a command (client, output, errors, exit codes) in cli_session, the rendering in cli_render*.
+This module holds the global options and the instance commands; operator commands live in
+cellapi.cli.admin, running a command (client, output, errors, exit codes) in cellapi.cli.session, the
+rendering in cellapi.cli.render*.
 Each command is a short coroutine over a Session: call the SDK, show the reply, return an exit code."""
 
 from __future__ import annotations
@@ -11,19 +12,19 @@ from typing import Any
 
 import click
 
-from cellapi.cli_admin import ADMIN_COMMANDS
-from cellapi.cli_config import OUTPUTS, ROUTERS_ENV, TOKEN_ENV, RawOptions
-from cellapi.cli_errors import EXIT_CODES_HELP
-from cellapi.cli_render import (
+from cellapi.cli.admin import ADMIN_COMMANDS
+from cellapi.cli.config import OUTPUTS, ROUTERS_ENV, TOKEN_ENV, RawOptions
+from cellapi.cli.errors import EXIT_CODES_HELP
+from cellapi.cli.render import (
     instance_detail,
     instances_table,
     merge_pages,
     unreachable_warning,
     whoami_table,
 )
-from cellapi.cli_requests import create_request, near_from, near_options, new_request_id
-from cellapi.cli_session import Session, run
-from cellapi.cli_wait import follow, wait_active
+from cellapi.cli.requests import create_request, near_from, near_options, new_request_id
+from cellapi.cli.session import Session, run
+from cellapi.cli.wait import follow, wait_active
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)

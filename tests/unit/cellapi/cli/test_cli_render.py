@@ -12,7 +12,7 @@ from cellfed.v1 import common_pb2, compute_pb2, federation_pb2
 from google.protobuf import duration_pb2
 from rich.console import Console, RenderableType
 
-from cellapi.cli_render import (
+from cellapi.cli.render import (
     event_line,
     fmt_ms,
     instance_detail,
@@ -24,7 +24,7 @@ from cellapi.cli_render import (
     unreachable_warning,
     whoami_table,
 )
-from cellapi.cli_render_admin import (
+from cellapi.cli.render_admin import (
     cell_line,
     explain_choice,
     explain_table,

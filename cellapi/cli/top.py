@@ -6,7 +6,7 @@ redraws in place (rich.live); to a pipe each frame is printed after the previous
 The refresh never blocks: each call has a deadline no longer than the interval (or --timeout when
 shorter), and a router that does not answer in time leaves the last view on screen, saying how old it
 is and why it was not refreshed. Sites the router cannot reach are part of every view, dimmed, with the
-age of what is known of them (cellapi.cli_render_top)."""
+age of what is known of them (cellapi.cli.render_top)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ import click
 from cellfed.v1 import federation_pb2
 from rich.live import Live
 
-from cellapi.cli_config import RawOptions
-from cellapi.cli_errors import details_of, exit_code_for
-from cellapi.cli_render import to_json_line
-from cellapi.cli_render_top import Frame, top_frame
-from cellapi.cli_session import Session, run
+from cellapi.cli.config import RawOptions
+from cellapi.cli.errors import details_of, exit_code_for
+from cellapi.cli.render import to_json_line
+from cellapi.cli.render_top import Frame, top_frame
+from cellapi.cli.session import Session, run
 from fedlib.errors import CellfedError, Unavailable
 from fedrpc.status import code_of
 

@@ -14,12 +14,12 @@ import pytest
 from cellfed.v1 import common_pb2, federation_pb2
 from click.testing import CliRunner, Result
 
-from cellapi import cli_session
-from cellapi.cli import cli
-from cellapi.cli_render_top import Frame, site_totals, top_frame, top_table
+from cellapi.cli import session as cli_session
+from cellapi.cli.main import cli
+from cellapi.cli.render_top import Frame, site_totals, top_frame, top_table
 from fedrpc.status import error_from_rpc
 from tests.rpc_statuses import from_stack
-from tests.unit.cellapi.test_cli_render import ms, row, text
+from tests.unit.cellapi.cli.test_cli_render import ms, row, text
 
 NOW = 1_790_000_000_000
 
@@ -164,7 +164,7 @@ def test_sites_shows_instances_by_status_and_traffic(monkeypatch: pytest.MonkeyP
 
 
 def test_sub_millisecond_latencies_keep_a_decimal() -> None:
-    from cellapi.cli_render_admin import fmt_latency
+    from cellapi.cli.render_admin import fmt_latency
     from cellapi.router.status_page import latency_text
 
     assert (fmt_latency(400), fmt_latency(9_950), fmt_latency(42_000)) == ("0.4ms", "9.9ms", "42ms")

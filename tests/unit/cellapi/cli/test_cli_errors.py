@@ -6,7 +6,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from cellapi.cli_errors import EXIT_CALLER, EXIT_FAILURE, error_line, exit_code_for
+from cellapi.cli.errors import EXIT_CALLER, EXIT_FAILURE, error_line, exit_code_for
 from fedlib import errors
 from fedrpc.status import STATUS_OF, error_from_rpc
 from tests import rpc_statuses as rpc

@@ -14,8 +14,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from cellapi.cli_render import NONE, add_row, fmt_duration, fmt_ms, table
-from cellapi.cli_render_admin import by_status_text, health_text, traffic_cells, used_free
+from cellapi.cli.render import NONE, add_row, fmt_duration, fmt_ms, table
+from cellapi.cli.render_admin import by_status_text, health_text, traffic_cells, used_free
 
 _UNWELL = {common_pb2.SUSPECT, common_pb2.OFFLINE, common_pb2.HEALTH_UNKNOWN}
 
