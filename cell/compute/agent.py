@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from cell.compute.metrics import AgentMetrics
 from cell.compute.observe import event_power, observed_domains, report_domains
 from cell.compute.reconcile import DesiredInstance, DesiredState, OrphanPolicy, reconcile
 from fedrpc.channel import open_channel
+from fedrpc.clock import monotonic_ms
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,6 @@ class AgentSettings:
     reconcile_s: float = 5.0
     orphan_grace_s: float = 600.0
     max_parallel: int = 8
-
-
-def monotonic_ms() -> int:
-    return time.monotonic_ns() // 1_000_000
 
 
 class ComputeAgent:

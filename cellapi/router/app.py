@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cellfed.v1 import compute_pb2_grpc, federation_pb2_grpc
@@ -28,14 +26,10 @@ from cellapi.router.reporter import Reporter
 from cellapi.router.settings import RouterSettings
 from cellapi.router.status_http import StatusServer, start_status_server
 from fedlib.ids import parse_instance_id
+from fedrpc.clock import wall_clock_ms
+from fedrpc.periodic import every
 from fedrpc.server import RunningServer, start_server
 from replication.store import Store
-
-log = logging.getLogger(__name__)
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -67,17 +61,6 @@ class RunningRouter:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.cells.close()
         await self.prober.close()
-
-
-async def _every(interval_s: float, work: Callable[[], Awaitable[None]], name: str) -> None:
-    while True:
-        try:
-            await work()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the store or a peer is away: keep the last view, try again
-            log.warning("%s failed: %s", name, exc)
-        await asyncio.sleep(interval_s)
 
 
 async def start_router(
@@ -159,9 +142,9 @@ async def start_router(
     await prober.probe_all()
     running = RunningRouter(settings, directory, prober, server, cells)
     running.tasks = [
-        asyncio.create_task(_every(settings.heartbeat_s, heartbeat, "heartbeat")),
-        asyncio.create_task(_every(settings.refresh_s, directory.refresh, "directory refresh")),
-        asyncio.create_task(_every(settings.probe_s, prober.probe_all, "probes")),
+        asyncio.create_task(every(settings.heartbeat_s, heartbeat, "heartbeat")),
+        asyncio.create_task(every(settings.refresh_s, directory.refresh, "directory refresh")),
+        asyncio.create_task(every(settings.probe_s, prober.probe_all, "probes")),
     ]
     if status_listen:
         try:
