@@ -1,11 +1,12 @@
-"""Composition root of the cell controller process: `cellfed cell serve ...`. Parses flags once into
-frozen settings, connects the store, starts the servers, and stops cleanly on SIGTERM/SIGINT."""
+"""Composition root of the cell controller process: `cellfed cell serve ...`. Parses flags once into a
+frozen CellProcess, connects the store, starts the servers, and stops cleanly on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,8 +16,25 @@ from cell.metrics import CellMetrics
 from cell.placement import Policy
 from fedlib.names import check_id, keyspace_for_cell
 from fedrpc.metrics_http import serve_metrics
+from fedrpc.process import announce_ready, log_to_stderr, until_stopped
+
+if TYPE_CHECKING:
+    from replication.cql._base import Levels
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CellProcess:
+    """Everything `cell serve` was told, checked: the controller's settings and where its edges are."""
+
+    settings: ControllerSettings
+    contact_points: tuple[str, ...]
+    local_dc: str
+    global_keyspace: str
+    listen: str
+    advertise: str | None  # None: the listen address
+    metrics_listen: str
 
 
 @click.group("cell")
@@ -43,57 +61,57 @@ def cell_cli() -> None:
     "--host-grace-s", default=3.0, show_default=True, help="Silence after which a host leaves placement."
 )
 @click.option("--build-timeout-s", default=120.0, show_default=True)
-@click.option(
-    "--consistency",
-    type=click.Choice(["local", "sync"]),
-    default="local",
-    show_default=True,
-    help="Global keyspace levels: local (LOCAL_*, the design) or sync (EACH_QUORUM/QUORUM baseline).",
-)
-def serve(**opts: object) -> None:
+def serve_command(**flags: Any) -> None:
     """Runs one cell controller until SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s cell: %(message)s")
+    run(flags)
+
+
+def run(flags: dict[str, Any], levels: Levels | None = None) -> None:
+    """The process from its flags. `levels` replaces the global keyspace's LOCAL_* consistency: only the
+    benchmarks' sync baseline passes it (localfed.baseline_cli), never a flag of this command."""
+    log_to_stderr("cell")
+    asyncio.run(serve(cell_process(**flags), levels))
+
+
+def cell_process(
+    *, cell_id: str, site_id: str, region: str, listen: str, advertise: str | None, metrics_listen: str,
+    contact_points: str, local_dc: str, global_keyspace: str, policy: str, host_grace_s: float,
+    build_timeout_s: float,
+) -> CellProcess:  # fmt: skip
+    """The flags of `cell serve` (one keyword each), validated into one frozen value."""
     try:
-        check_id(str(opts["cell_id"]), "cell-id")
-        check_id(str(opts["site_id"]), "site")
+        check_id(cell_id, "cell-id")
+        check_id(site_id, "site")
     except Exception as exc:
         raise click.BadParameter(str(exc)) from None
     settings = ControllerSettings(
-        cell_id=str(opts["cell_id"]),
-        site_id=str(opts["site_id"]),
-        region=str(opts["region"]),
-        policy=Policy(opts["policy"]),
-        host_grace_ms=int(float(opts["host_grace_s"]) * 1000),  # type: ignore[arg-type]
-        build_timeout_ms=int(float(opts["build_timeout_s"]) * 1000),  # type: ignore[arg-type]
-    )
-    asyncio.run(_serve(settings, opts))
+        cell_id=cell_id, site_id=site_id, region=region, policy=Policy(policy),
+        host_grace_ms=int(host_grace_s * 1000), build_timeout_ms=int(build_timeout_s * 1000),
+    )  # fmt: skip
+    points = tuple(p.strip() for p in contact_points.split(",") if p.strip())
+    return CellProcess(settings, points, local_dc, global_keyspace, listen, advertise or None, metrics_listen)
 
 
-async def _serve(settings: ControllerSettings, opts: dict[str, object]) -> None:
-    from replication.cql._base import SYNC
+async def serve(process: CellProcess, levels: Levels | None = None) -> None:
+    """Runs one cell controller until SIGTERM or SIGINT; lets queued index writes drain before leaving."""
     from replication.cql.cell_records import CqlCellRecords
     from replication.cql.session import connect
     from replication.cql.store import CqlStore
 
-    points = [p.strip() for p in str(opts["contact_points"]).split(",") if p.strip()]
-    session = await asyncio.to_thread(connect, points, str(opts["local_dc"]))
-    store = CqlStore(session, keyspace=str(opts["global_keyspace"]), region=settings.region)
-    if opts["consistency"] == "sync":
-        store.use_levels(SYNC)
+    settings = process.settings
+    session = await asyncio.to_thread(connect, list(process.contact_points), process.local_dc)
+    store = CqlStore(session, keyspace=process.global_keyspace, region=settings.region)
+    if levels is not None:
+        store.use_levels(levels)
     records = CqlCellRecords(session, keyspace_for_cell(settings.cell_id))
     metrics = CellMetrics(settings.cell_id, site=settings.site_id)
-    metrics_port = serve_metrics(str(opts["metrics_listen"]), metrics.registry)
+    metrics_port = serve_metrics(process.metrics_listen, metrics.registry)
     running = await start_cell(
-        settings, records, store, listen=str(opts["listen"]), advertise=opts["advertise"] or None,  # type: ignore[arg-type]
-        metrics=metrics,
-    )  # fmt: skip
+        settings, records, store, listen=process.listen, advertise=process.advertise, metrics=metrics
+    )
     log.info("cell %s ready: api port %d, metrics port %d", settings.cell_id, running.port, metrics_port)
-    print(f"READY cell={settings.cell_id} port={running.port} metrics={metrics_port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    announce_ready("cell", settings.cell_id, port=running.port, metrics=metrics_port)
+    await until_stopped()
     log.info("stopping")
     await running.publisher.drained(2.0)
     await running.stop()

@@ -9,6 +9,7 @@ from cell.compute.main import agent_cli
 from cell.main import cell_cli
 from cellapi.auth.cli import keys_group, token_group
 from cellapi.router.main import router_cli
+from localfed.baseline_cli import sync_baseline
 from localfed.bench.cli import bench
 from localfed.cassandra.cli import cassandra
 from localfed.schema_cli import schema_cli
@@ -32,6 +33,7 @@ cli.add_command(bench)
 cli.add_command(router_cli)
 cli.add_command(token_group)
 cli.add_command(keys_group)
+cli.add_command(sync_baseline)
 
 
 def main() -> None:

@@ -151,10 +151,9 @@ class LocalFederation:
 
     def _cell_argv(self, s: SiteSpec) -> list[str]:
         return [
-            "cell", "serve", "--cell-id", s.cell, "--site", s.site, "--region", s.region,
+            *self._serve("cell"), "--cell-id", s.cell, "--site", s.site, "--region", s.region,
             "--listen", "127.0.0.1:0", "--cassandra", ",".join(self.contact_points), "--local-dc", s.region,
             "--global-keyspace", self.keyspace, "--host-grace-s", str(self.host_grace_s),
-            "--consistency", self._consistency,
         ]  # fmt: skip
 
     def _agent_argv(self, s: SiteSpec, n: int) -> list[str]:
@@ -181,16 +180,16 @@ class LocalFederation:
                 if other.site in self.router_ports:
                     dial += self._wan_path(s.site, other.site, self.router_ports[other.site])
         return [
-            "router", "serve", "--router-id", f"{s.site}-r1", "--site", s.site, "--region", s.region,
+            *self._serve("router"), "--router-id", f"{s.site}-r1", "--site", s.site, "--region", s.region,
             "--lat", str(s.lat), "--lon", str(s.lon), "--listen", f"127.0.0.1:{self.router_ports[s.site]}",
             "--cassandra", ",".join(self.contact_points), "--local-dc", s.region,
-            "--global-keyspace", self.keyspace, "--keys-dir", str(self.root / "keys"),
-            "--consistency", self._consistency, *dial,
+            "--global-keyspace", self.keyspace, "--keys-dir", str(self.root / "keys"), *dial,
         ]  # fmt: skip
 
-    @property
-    def _consistency(self) -> str:
-        return "sync" if self.mode == "sync" else "local"
+    def _serve(self, component: str) -> list[str]:
+        """The command that runs a router or cell: the production `serve`, or in sync mode the same
+        process with the global keyspace at EACH_QUORUM/QUORUM (localfed.baseline_cli)."""
+        return ["sync-baseline", component] if self.mode == "sync" else [component, "serve"]
 
     def router_sites(self) -> tuple[SiteSpec, ...]:
         return self.sites[:1] if self.mode == "central" else self.sites

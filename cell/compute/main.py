@@ -1,11 +1,13 @@
-"""Composition root of the compute agent process: `cellfed agent serve ...`."""
+"""Composition root of the compute agent process: `cellfed agent serve ...`. Parses flags once into a
+frozen AgentProcess, opens libvirt, runs the agent, and stops on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,8 +15,19 @@ from cell.compute.agent import AgentSettings, ComputeAgent
 from cell.compute.domains import HostLayout
 from cell.compute.metrics import AgentMetrics
 from fedrpc.metrics_http import serve_metrics
+from fedrpc.process import announce_ready, log_to_stderr, until_stopped
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AgentProcess:
+    """Everything `agent serve` was told, checked: the agent's settings and this host's edges."""
+
+    settings: AgentSettings
+    state_dir: Path
+    metrics_listen: str
+    memory_limits: bool  # apply flavors' memory hard limits (decided once, at start)
 
 
 @click.group("agent")
@@ -44,20 +57,26 @@ def agent_cli() -> None:
     show_default=True,
     help="Apply flavors' memory hard limits; auto: where this process may (CAP_SYS_RESOURCE).",
 )
-def serve(**opts: object) -> None:
+def serve_command(**flags: Any) -> None:
     """Runs one compute agent until SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s agent: %(message)s")
+    log_to_stderr("agent")  # before the flags are read: deciding on memory limits may warn
+    asyncio.run(serve(agent_process(**flags)))
+
+
+def agent_process(
+    *, host_id: str, cell_id: str, controller: str, libvirt_uri: str, state_dir: Path, vcpus: int,
+    memory_mb: int, disk_gb: int, metrics_listen: str, reconcile_s: float, orphan_grace_s: float,
+    memory_hard_limit: str,
+) -> AgentProcess:  # fmt: skip
+    """The flags of `agent serve` (one keyword each) as one frozen value."""
     settings = AgentSettings(
-        host_id=str(opts["host_id"]), cell_id=str(opts["cell_id"]), controller=str(opts["controller"]),
-        libvirt_uri=str(opts["libvirt_uri"]), vcpus=int(opts["vcpus"]),  # type: ignore[call-overload]
-        memory_mb=int(opts["memory_mb"]), disk_gb=int(opts["disk_gb"]),  # type: ignore[call-overload]
-        reconcile_s=float(opts["reconcile_s"]), orphan_grace_s=float(opts["orphan_grace_s"]),  # type: ignore[arg-type]
+        host_id=host_id, cell_id=cell_id, controller=controller, libvirt_uri=libvirt_uri, vcpus=vcpus,
+        memory_mb=memory_mb, disk_gb=disk_gb, reconcile_s=reconcile_s, orphan_grace_s=orphan_grace_s,
     )  # fmt: skip
-    choice = str(opts["memory_hard_limit"])
-    limits = may_limit_memory() if choice == "auto" else choice == "on"
+    limits = may_limit_memory() if memory_hard_limit == "auto" else memory_hard_limit == "on"
     if not limits:
         log.warning("memory hard limits off on this host: guests run without one")
-    asyncio.run(_serve(settings, Path(str(opts["state_dir"])), str(opts["metrics_listen"]), limits))
+    return AgentProcess(settings, state_dir, metrics_listen, limits)
 
 
 def may_limit_memory(status: Path = Path("/proc/self/status")) -> bool:
@@ -72,9 +91,11 @@ def may_limit_memory(status: Path = Path("/proc/self/status")) -> bool:
     return True
 
 
-async def _serve(settings: AgentSettings, state_dir: Path, metrics_listen: str, memory_limits: bool) -> None:
+async def serve(process: AgentProcess) -> None:
+    """Runs one compute agent until SIGTERM or SIGINT; the guests keep running after it stops."""
     from cell.compute.libvirt_host import LibvirtHost
 
+    settings = process.settings
     real = not settings.libvirt_uri.startswith("test://")
     kernel = initrd = None
     if real:
@@ -82,19 +103,14 @@ async def _serve(settings: AgentSettings, state_dir: Path, metrics_listen: str, 
 
         image = await asyncio.to_thread(build_guest_image)
         kernel, initrd = image.kernel, image.initrd
-    layout = HostLayout(
-        await asyncio.to_thread(state_dir.resolve), "qemu" if real else "test", kernel, initrd, memory_limits
-    )
+    state_dir = await asyncio.to_thread(process.state_dir.resolve)
+    layout = HostLayout(state_dir, "qemu" if real else "test", kernel, initrd, process.memory_limits)
     hv = await asyncio.to_thread(LibvirtHost, settings.libvirt_uri)
     metrics = AgentMetrics(settings.host_id)
-    port = serve_metrics(metrics_listen, metrics.registry)
+    port = serve_metrics(process.metrics_listen, metrics.registry)
     agent = ComputeAgent(settings, hv, layout, metrics)
-    print(f"READY agent={settings.host_id} metrics={port}", flush=True)
+    announce_ready("agent", settings.host_id, metrics=port)
     task = asyncio.create_task(agent.run())
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_stopped()
     task.cancel()
     hv.close()

@@ -1,12 +1,14 @@
-"""Composition root of the router process: `cellfed router serve ...`."""
+"""Composition root of the router process: `cellfed router serve ...`. Parses flags once into a frozen
+RouterProcess, connects the store, starts the servers, and stops cleanly on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,8 +17,26 @@ from cellapi.router.settings import RouterSettings
 from cellapi.router.status_http import parse_listen
 from fedlib.names import check_id
 from fedrpc.metrics_http import serve_metrics
+from fedrpc.process import announce_ready, log_to_stderr, until_stopped
+
+if TYPE_CHECKING:
+    from replication.cql._base import Levels
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RouterProcess:
+    """Everything `router serve` was told, checked: the router's settings and where its edges are."""
+
+    settings: RouterSettings
+    contact_points: tuple[str, ...]
+    local_dc: str
+    global_keyspace: str
+    keys_dir: Path
+    listen: str
+    metrics_listen: str
+    status_listen: str  # "": no status page
 
 
 @click.group("router")
@@ -58,22 +78,25 @@ def router_cli() -> None:
     metavar="ENDPOINT=VIA",
     help="Dial ENDPOINT through VIA (a tunnel, NAT or WAN-emulating proxy); repeatable.",
 )
-@click.option(
-    "--consistency",
-    type=click.Choice(["local", "sync"]),
-    default="local",
-    show_default=True,
-    help="Global keyspace levels: local (LOCAL_*, the design) or sync (EACH_QUORUM/QUORUM baseline).",
-)
 @click.option("--enrich-timeout-s", default=0.5, show_default=True, help="Per-cell deadline when listing.")
-def serve(
-    router_id: str, site_id: str, region: str, lat: float, lon: float, listen: str, advertise: str,
-    metrics_listen: str, status_listen: str, contact_points: str, local_dc: str, global_keyspace: str,
-    keys_dir: Path, dial: tuple[str, ...], consistency: str,
-    enrich_timeout_s: float,
-) -> None:  # fmt: skip
+def serve_command(**flags: Any) -> None:
     """Runs one router until SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s router: %(message)s")
+    run(flags)
+
+
+def run(flags: dict[str, Any], levels: Levels | None = None) -> None:
+    """The process from its flags. `levels` replaces the global keyspace's LOCAL_* consistency: only the
+    benchmarks' sync baseline passes it (localfed.baseline_cli), never a flag of this command."""
+    log_to_stderr("router")
+    asyncio.run(serve(router_process(**flags), levels))
+
+
+def router_process(
+    *, router_id: str, site_id: str, region: str, lat: float, lon: float, listen: str, advertise: str,
+    metrics_listen: str, status_listen: str, contact_points: str, local_dc: str, global_keyspace: str,
+    keys_dir: Path, dial: tuple[str, ...], enrich_timeout_s: float,
+) -> RouterProcess:  # fmt: skip
+    """The flags of `router serve` (one keyword each), validated into one frozen value."""
     try:
         check_id(site_id, "site")
         check_id(router_id, "router-id")
@@ -86,11 +109,11 @@ def serve(
             raise click.BadParameter(str(exc), param_hint="--status-listen") from None
     settings = RouterSettings(
         router_id=router_id, site_id=site_id, region=region, lat=lat, lon=lon, advertise=advertise,
-        enrich_timeout_s=enrich_timeout_s, dial=MappingProxyType(_dial_map(dial)), consistency=consistency,
+        enrich_timeout_s=enrich_timeout_s, dial=MappingProxyType(_dial_map(dial)),
     )  # fmt: skip
-    points = [p.strip() for p in contact_points.split(",") if p.strip()]
-    asyncio.run(
-        _serve(settings, points, local_dc, global_keyspace, keys_dir, listen, metrics_listen, status_listen)
+    points = tuple(p.strip() for p in contact_points.split(",") if p.strip())
+    return RouterProcess(
+        settings, points, local_dc, global_keyspace, keys_dir, listen, metrics_listen, status_listen
     )
 
 
@@ -104,36 +127,28 @@ def _dial_map(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-async def _serve(
-    settings: RouterSettings, points: list[str], local_dc: str, keyspace: str, keys_dir: Path, listen: str,
-    metrics_listen: str, status_listen: str,
-) -> None:  # fmt: skip
+async def serve(process: RouterProcess, levels: Levels | None = None) -> None:
+    """Runs one router until SIGTERM or SIGINT, then leaves the directory and closes the store."""
     from cellapi.auth import KeyRing
     from cellapi.router.app import start_router
-    from replication.cql._base import SYNC
     from replication.cql.session import connect
     from replication.cql.store import CqlStore
 
-    keyring = KeyRing(keys_dir)
-    session = await asyncio.to_thread(connect, points, local_dc)
-    store = CqlStore(session, keyspace=keyspace, region=settings.region)
-    if settings.consistency == "sync":
-        store.use_levels(SYNC)
+    settings = process.settings
+    keyring = KeyRing(process.keys_dir)
+    session = await asyncio.to_thread(connect, list(process.contact_points), process.local_dc)
+    store = CqlStore(session, keyspace=process.global_keyspace, region=settings.region)
+    if levels is not None:
+        store.use_levels(levels)
     metrics = RouterMetrics(settings.site_id)
-    metrics_port = serve_metrics(metrics_listen, metrics.registry)
+    metrics_port = serve_metrics(process.metrics_listen, metrics.registry)
     running = await start_router(
-        settings, store, keyring, listen=listen, metrics=metrics, status_listen=status_listen or None
-    )
+        settings, store, keyring, listen=process.listen, metrics=metrics,
+        status_listen=process.status_listen or None,
+    )  # fmt: skip
     log.info("router %s ready on port %d", settings.router_id, running.port)
     status = "off" if running.status_port is None else running.status_port
-    print(
-        f"READY router={settings.router_id} port={running.port} metrics={metrics_port} status={status}",
-        flush=True,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    announce_ready("router", settings.router_id, port=running.port, metrics=metrics_port, status=status)
+    await until_stopped()
     await running.stop()
     await session.aclose()

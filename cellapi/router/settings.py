@@ -23,7 +23,6 @@ class RouterSettings:
     enrich_timeout_s: float = 0.5  # per-cell deadline when listing: a dead cell never delays a list more
     capacity_max_age_s: float = 30.0  # an older summary is not trusted for placement
     idempotency_ttl_s: int = 24 * 3600
-    consistency: str = "local"  # "sync": the EACH_QUORUM/QUORUM baseline of the locality benchmark only
     unknown_grace_s: float = 10.0  # index data older than this reads as UNKNOWN when the owner is away
     traffic_window_s: float = 30.0  # the window of the request/error rates and p99 each report carries
     # endpoint -> the address to dial instead: a NAT or tunnel in production, the WAN-emulating delay
