@@ -1,4 +1,5 @@
-# The one cellfed image: router, cell controller, compute agent and schema tool (`cellfed <group> ...`).
+# The one cellfed image: router, cell controller, compute agent and schema tool (`cellfed-server <group> ...`,
+# the production entry: it never imports the dev tooling in localfed/).
 #   docker build -t registry.example.net/cellfed/cellfed:0.1.0 .
 # Deployed by k8s/ (docs/operations.md).
 
@@ -46,5 +47,5 @@ USER 10001:10001
 
 # 7000 router (public API), 7100 cell controller (Cell + Agent API), 9100-9102 Prometheus metrics.
 EXPOSE 7000 7100 9100 9101 9102
-ENTRYPOINT ["cellfed"]
+ENTRYPOINT ["cellfed-server"]
 CMD ["--help"]

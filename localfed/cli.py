@@ -1,39 +1,21 @@
-"""`cellfed`: runs components and tooling. Each command group lives in its own module; this file only
-assembles them, so adding a command never means editing another command's code."""
+"""`cellfed`: the production commands of `cellfed-server` (fedrpc.entry) plus the dev tooling: local
+Cassandra, the launcher (`up`, `status`, `down`), benchmarks and the sync baseline they compare against.
+Each command group lives in its own module; this file only assembles them, so adding a command never
+means editing another command's code."""
 
 from __future__ import annotations
 
-import click
-
-from cell.compute.main import agent_cli
-from cell.main import cell_cli
-from cellapi.auth.cli import keys_group, token_group
-from cellapi.router.main import router_cli
+from fedrpc.entry import command_group
 from localfed.baseline_cli import sync_baseline
 from localfed.bench.cli import bench
 from localfed.cassandra.cli import cassandra
-from localfed.schema_cli import schema_cli
 from localfed.up_cli import down, status, up
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="cellfed")
-def cli() -> None:
-    """cellfed: a geo-distributed cells federation (routers, cells, compute agents, tooling)."""
-
-
-cli.add_command(cassandra)
-cli.add_command(cell_cli)
-cli.add_command(agent_cli)
-cli.add_command(schema_cli)
-cli.add_command(up)
-cli.add_command(status)
-cli.add_command(down)
-cli.add_command(bench)
-cli.add_command(router_cli)
-cli.add_command(token_group)
-cli.add_command(keys_group)
-cli.add_command(sync_baseline)
+# A group of its own, not the production one with commands added: importing this module (the tests do,
+# next to fedrpc.entry) must never change what `cellfed-server` offers.
+cli = command_group("cellfed: a geo-distributed cells federation (routers, cells, compute agents, tooling).")
+for _command in (cassandra, up, status, down, bench, sync_baseline):
+    cli.add_command(_command)
 
 
 def main() -> None:

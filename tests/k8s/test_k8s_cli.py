@@ -1,6 +1,7 @@
 """The command lines in the manifests match the real CLI: for every container whose command starts with
-`cellfed`, `cellfed <group> <command> --help` must succeed, list every `--flag` the manifest passes,
-have every required option passed, and accept the value given to a choice option."""
+`cellfed-server` (the production entry, without the dev tooling), `cellfed-server <group> <command> --help`
+must succeed, list every `--flag` the manifest passes, have every required option passed, and accept the
+value given to a choice option."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from tests.k8s.objects import SITES, Obj, argv, cli_flags, containers, ident, rendered, workloads
 
-CELLFED = Path(sys.executable).parent / "cellfed"
+CELLFED = Path(sys.executable).parent / "cellfed-server"
 
 
 def _cases() -> list[tuple[str, Obj, Obj]]:
@@ -23,7 +24,7 @@ def _cases() -> list[tuple[str, Obj, Obj]]:
         for site in SITES
         for workload in workloads(rendered(site))
         for container in containers(workload)
-        if argv(container)[:1] == ["cellfed"]
+        if argv(container)[:1] == ["cellfed-server"]
     ]
 
 
@@ -55,10 +56,10 @@ def _options(help_text: str) -> dict[str, str]:
 def test_every_cellfed_process_is_covered() -> None:
     commands = {tuple(argv(c)[:3]) for _, _, c in CASES}
     assert commands == {
-        ("cellfed", "router", "serve"),
-        ("cellfed", "cell", "serve"),
-        ("cellfed", "agent", "serve"),
-        ("cellfed", "schema", "apply"),
+        ("cellfed-server", "router", "serve"),
+        ("cellfed-server", "cell", "serve"),
+        ("cellfed-server", "agent", "serve"),
+        ("cellfed-server", "schema", "apply"),
     }
 
 
@@ -69,7 +70,7 @@ def test_command_line_matches_cli(site: str, workload: Obj, container: Obj) -> N
     words = argv(container)[1:]
     subcommand = tuple(w for w in words[: next(i for i, w in enumerate(words) if w.startswith("-"))])
     code, text = _help(subcommand)
-    shown = " ".join(["cellfed", *subcommand])
+    shown = " ".join(["cellfed-server", *subcommand])
     assert code == 0 and f"Usage: {shown} " in text, f"`{shown}` does not exist (yet):\n{text}"
     options = _options(text)
     flags = cli_flags(words)

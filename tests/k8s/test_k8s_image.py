@@ -39,13 +39,14 @@ def test_base_image_and_build_steps() -> None:
     assert build.index("tools/build_proto.py") < build.index("pip wheel"), "generate protos before packaging"
 
 
-def test_entrypoint_is_the_cellfed_command() -> None:
+def test_entrypoint_is_the_production_cellfed_command() -> None:
     (entrypoint,) = _instructions("ENTRYPOINT")
-    assert json.loads(entrypoint) == ["cellfed"]
-    assert "cellfed" in PYPROJECT["project"]["scripts"]
+    assert json.loads(entrypoint) == ["cellfed-server"]
+    assert PYPROJECT["project"]["scripts"]["cellfed-server"] == "fedrpc.entry:main"
+    assert "cellfed" in PYPROJECT["project"]["scripts"]  # users keep `cellfed <command>` too
     for container in _cellfed_containers():
         words = argv(container)
-        assert words[0] in ("cellfed", "sh"), words
+        assert words[0] in ("cellfed-server", "sh"), words
 
 
 def test_exposed_ports_and_user_match_the_manifests() -> None:

@@ -1,6 +1,7 @@
 """`cellfed schema apply`: creates or migrates the global keyspace and the cell keyspaces, versioned and
 idempotent (replication.schema + replication.cql.migrate). Safe to run repeatedly, e.g. as a Kubernetes
-Job per region; validates the topology against the live cluster before writing anything."""
+Job per region; validates the topology against the live cluster before writing anything. Production
+code (the k8s schema Job runs it through `cellfed-server`), so it lives with the schema, not in localfed."""
 
 from __future__ import annotations
 
