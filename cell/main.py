@@ -63,14 +63,8 @@ def cell_cli() -> None:
 @click.option("--build-timeout-s", default=120.0, show_default=True)
 def serve_command(**flags: Any) -> None:
     """Runs one cell controller until SIGTERM."""
-    run(flags)
-
-
-def run(flags: dict[str, Any], levels: Levels | None = None) -> None:
-    """The process from its flags. `levels` replaces the global keyspace's LOCAL_* consistency: only the
-    benchmarks' sync baseline passes it (localfed.baseline_cli), never a flag of this command."""
     log_to_stderr("cell")
-    asyncio.run(serve(cell_process(**flags), levels))
+    asyncio.run(serve(cell_process(**flags)))
 
 
 def cell_process(
@@ -93,7 +87,9 @@ def cell_process(
 
 
 async def serve(process: CellProcess, levels: Levels | None = None) -> None:
-    """Runs one cell controller until SIGTERM or SIGINT; lets queued index writes drain before leaving."""
+    """Runs one cell controller until SIGTERM or SIGINT; lets queued index writes drain before leaving.
+    `levels` replaces the global keyspace's LOCAL_* consistency: only the benchmarks' sync baseline
+    passes it (localfed.baseline_cli), never a flag of `cell serve`."""
     from replication.cql.cell_records import CqlCellRecords
     from replication.cql.session import connect
     from replication.cql.store import CqlStore

@@ -8,31 +8,41 @@ as an argument; what the baseline measures is the production process with one th
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from cell import main as cell_main
 from cellapi.router import main as router_main
+from fedrpc.process import log_to_stderr
 
 if TYPE_CHECKING:
     from replication.cql._base import Levels
 
-Run = Callable[[dict[str, Any], "Levels | None"], None]
+P = TypeVar("P")
 
 
-def _sync(serve: click.Command, run: Run, what: str) -> click.Command:
+def _sync(
+    serve_command: click.Command,
+    build: Callable[..., P],
+    serve: Callable[[P, Levels], Coroutine[Any, Any, None]],
+    role: str,
+) -> click.Command:
+    """`<role> serve` again, same flags and same process, with SYNC levels handed to its `serve`."""
+
     def callback(**flags: Any) -> None:
         from replication.cql._base import SYNC
 
-        run(flags, SYNC)
+        log_to_stderr(role)
+        asyncio.run(serve(build(**flags), SYNC))
 
     return click.Command(
-        name=what,
-        params=list(serve.params),
+        name=role,
+        params=list(serve_command.params),
         callback=callback,
-        help=f"`{what} serve` with the global keyspace at QUORUM/EACH_QUORUM (the sync baseline).",
+        help=f"`{role} serve` with the global keyspace at QUORUM/EACH_QUORUM (the sync baseline).",
     )
 
 
@@ -41,5 +51,7 @@ def sync_baseline() -> None:
     """Dev only: the benchmarks' sync baseline (started by `cellfed up --mode sync`)."""
 
 
-sync_baseline.add_command(_sync(router_main.serve_command, router_main.run, "router"))
-sync_baseline.add_command(_sync(cell_main.serve_command, cell_main.run, "cell"))
+sync_baseline.add_command(
+    _sync(router_main.serve_command, router_main.router_process, router_main.serve, "router")
+)
+sync_baseline.add_command(_sync(cell_main.serve_command, cell_main.cell_process, cell_main.serve, "cell"))

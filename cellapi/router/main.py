@@ -81,14 +81,8 @@ def router_cli() -> None:
 @click.option("--enrich-timeout-s", default=0.5, show_default=True, help="Per-cell deadline when listing.")
 def serve_command(**flags: Any) -> None:
     """Runs one router until SIGTERM."""
-    run(flags)
-
-
-def run(flags: dict[str, Any], levels: Levels | None = None) -> None:
-    """The process from its flags. `levels` replaces the global keyspace's LOCAL_* consistency: only the
-    benchmarks' sync baseline passes it (localfed.baseline_cli), never a flag of this command."""
     log_to_stderr("router")
-    asyncio.run(serve(router_process(**flags), levels))
+    asyncio.run(serve(router_process(**flags)))
 
 
 def router_process(
@@ -128,7 +122,9 @@ def _dial_map(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 async def serve(process: RouterProcess, levels: Levels | None = None) -> None:
-    """Runs one router until SIGTERM or SIGINT, then leaves the directory and closes the store."""
+    """Runs one router until SIGTERM or SIGINT, then leaves the directory and closes the store.
+    `levels` replaces the global keyspace's LOCAL_* consistency: only the benchmarks' sync baseline
+    passes it (localfed.baseline_cli), never a flag of `router serve`."""
     from cellapi.auth import KeyRing
     from cellapi.router.app import start_router
     from replication.cql.session import connect

@@ -21,16 +21,16 @@ def test_the_baseline_takes_exactly_the_production_flags(name: str, group: click
     assert [p.name for p in baseline.params] == [p.name for p in production.params]
 
 
-def test_the_baseline_runs_the_production_root_with_sync_levels(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_baseline_runs_the_production_root_with_sync_levels() -> None:
     seen: list[tuple[cell_main.CellProcess, object]] = []
 
     async def serve(process: cell_main.CellProcess, levels: object = None) -> None:
         seen.append((process, levels))
 
-    monkeypatch.setattr(cell_main, "serve", serve)
+    command = baseline_cli._sync(cell_main.serve_command, cell_main.cell_process, serve, "cell")
     result = CliRunner().invoke(
-        baseline_cli.sync_baseline,
-        ["cell", "--cell-id", "par1-c1", "--site", "par1", "--region", "eu-west", "--cassandra", "127.0.0.1",
+        command,
+        ["--cell-id", "par1-c1", "--site", "par1", "--region", "eu-west", "--cassandra", "127.0.0.1",
          "--local-dc", "eu-west"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
