@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,14 +19,12 @@ from cell.metrics import CellMetrics
 from cell.publisher import Publisher
 from cell.servicer import CellServicer
 from fedlib.errors import NotFound
+from fedrpc.clock import wall_clock_ms
+from fedrpc.periodic import every
 from fedrpc.server import RunningServer, start_server
 from replication.cell_records import CellRecords
 from replication.model import Cell, CellState
 from replication.store import Store
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -104,17 +101,15 @@ async def start_cell(
         asyncio.create_task(coro)
         for coro in (
             publisher.run(),
-            upkeep.every(c.settings.desired_every_s, lambda: upkeep.push_desired_state(c), "desired state"),
+            every(c.settings.desired_every_s, lambda: upkeep.push_desired_state(c), "desired state"),
             c.write_action_log(),
-            upkeep.every(1.0, lambda: upkeep.tick(c), "core tick"),
-            upkeep.every(2.0, lambda: upkeep.publish_capacity(c, publisher), "capacity publish"),
+            every(1.0, lambda: upkeep.tick(c), "core tick"),
+            every(2.0, lambda: upkeep.publish_capacity(c, publisher), "capacity publish"),
             # Level-triggered like the capacity summary: a replica that missed the row (a write lost on
             # a WAN link reset, a hint never replayed) is repaired by the next re-assert, not by luck.
-            upkeep.every(settings.directory_every_s, publish_state, "directory re-assert"),
-            upkeep.every(
-                c.settings.index_every_s, lambda: upkeep.republish_recent(c, publisher), "index re-assert"
-            ),
-            upkeep.every(1.0, lambda: upkeep.refresh_gauges(c), "gauges"),
+            every(settings.directory_every_s, publish_state, "directory re-assert"),
+            every(c.settings.index_every_s, lambda: upkeep.republish_recent(c, publisher), "index re-assert"),
+            every(1.0, lambda: upkeep.refresh_gauges(c), "gauges"),
         )
     ]
     return running

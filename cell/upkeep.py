@@ -1,13 +1,11 @@
-"""The controller's periodic work, each a loop with its own interval: push desired state to every
-connected host (level-triggered convergence), tick the core (builds that never finished), publish the capacity
-summary, refresh gauges. Loops log and continue on errors; they never stop the process."""
+"""The controller's periodic work, each run by fedrpc.periodic.every at its own interval: push desired
+state to every connected host (level-triggered convergence), tick the core (builds that never finished),
+publish the capacity summary, refresh gauges. A failed pass is logged; the next one tries again."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
 
 from cell import events as ev
 from cell import lifecycle as lc
@@ -17,17 +15,6 @@ from cell.publisher import Publisher
 from replication.model import CapacitySummary
 
 log = logging.getLogger(__name__)
-
-
-async def every(interval_s: float, work: Callable[[], Awaitable[None]], name: str) -> None:
-    while True:
-        try:
-            await work()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s failed; retrying in %.1fs", name, interval_s)
-        await asyncio.sleep(interval_s)
 
 
 async def push_desired_state(c: CellController) -> None:
