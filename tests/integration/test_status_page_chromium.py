@@ -339,7 +339,10 @@ async def test_the_whole_rtt_matrix_comes_from_published_rows_without_a_token(
     assert list(matrix.sites) == names
     col = {s: i for i, s in enumerate(names)}
     # nyc1's router reaches the Paris cell through its own delay proxy; its own cell is a loopback hop.
-    assert rows["nyc1"][col["par1"]] >= 0.8 * fed.rtt[("nyc1", "par1")] > rows["nyc1"][col["nyc1"]]
+    # The emulated WAN delay is a floor for the remote figure; the local one is only nearer than it (an
+    # absolute bound on a loopback probe fails on a loaded machine or under coverage's tracing).
+    assert rows["nyc1"][col["par1"]] >= 0.8 * fed.rtt[("nyc1", "par1")]
+    assert rows["nyc1"][col["nyc1"]] < rows["nyc1"][col["par1"]]
     assert rows["sin1"][col["nyc1"]] >= 0.8 * fed.rtt[("sin1", "nyc1")]
     by_site = {r.from_site: r for r in matrix.rows}
     assert not by_site["par1"].HasField("data_age")  # the answering router's own row is live
