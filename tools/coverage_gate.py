@@ -107,9 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     floors = pyproject["tool"]["cellfed"]["coverage"]
     cores = pure_cores(pyproject)
 
-    cov = coverage.Coverage()
-    cov.combine(keep=False, strict=False)
-    cov.save()
+    # One data file, not another parallel one; combined again only when new parallel files exist, so the
+    # report can be re-run on the data of the last run.
+    cov = coverage.Coverage(data_suffix=False)
+    data_file = Path(cov.config.data_file)
+    if any(data_file.parent.glob(data_file.name + ".*")):
+        cov.combine(keep=False)
+        cov.save()
+    else:
+        cov.load()
     try:
         with open(ARTIFACTS / "coverage.txt", "w") as text:
             total = cov.report(file=text, show_missing=True, skip_empty=True)
