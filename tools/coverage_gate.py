@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import tomllib
 from collections import defaultdict
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Reports the coverage of a dev/test run.")
     parser.add_argument("--enforce-floors", action="store_true", help="fail under the floors (whole suite)")
     args = parser.parse_args(argv)
+    os.chdir(ROOT)  # the config's paths (data file, reports) are relative to the checkout
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     floors = pyproject["tool"]["cellfed"]["coverage"]
     cores = pure_cores(pyproject)
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         cov.json_report(outfile=str(ARTIFACTS / "coverage.json"), pretty_print=False)
     except NoDataError:
         print("coverage: no data (no test ran?)")
-        return 0
+        return 1 if args.enforce_floors else 0
     cov.html_report()
     files = file_counts(json.loads((ARTIFACTS / "coverage.json").read_text()))
     whole = sum(files.values(), Counts())
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     least = sorted(files.items(), key=lambda kv: (kv[1].percent, -kv[1].statements))[:LEAST_COVERED]
     print(table(least, f"{LEAST_COVERED} least-covered files"), end="\n\n")
     buf = io.StringIO()
-    core_total = cov.report(include=cores, file=buf, show_missing=True)
+    core_total = cov.report(include=[str(ROOT / c) for c in cores], file=buf, show_missing=True)
     print(f"pure cores (strict in pyproject.toml):\n{buf.getvalue()}")
 
     core_counts = sum((files[c] for c in cores if c in files), Counts())
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         print("coverage: floors not applied (a subset of the suite ran)")
         return 0
     failed = [
-        f"{what} {got:.1f}% is under its floor {floor}%"
+        f"{what} {got:.2f}% is under its floor {floor}%"
         for what, got, floor in (
             ("total", total, floors["fail_under_total"]),
             ("pure cores", core_total, floors["fail_under_pure_cores"]),
