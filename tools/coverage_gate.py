@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pure cores (strict in pyproject.toml):\n{buf.getvalue()}")
 
     core_counts = sum((files[c] for c in cores if c in files), Counts())
-    print(f"coverage: total {total:.1f}% (lines {whole.lines_percent:.1f}%), ", end="")
-    print(f"pure cores {core_total:.1f}% (lines {core_counts.lines_percent:.1f}%)")
+    print(f"coverage: total {total:.2f}% (lines {whole.lines_percent:.2f}%), ", end="")
+    print(f"pure cores {core_total:.2f}% (lines {core_counts.lines_percent:.2f}%)")
     print(f"coverage: HTML report in {Path(cov.config.html_dir).resolve().relative_to(ROOT)}/index.html")
     if not args.enforce_floors:
         print("coverage: floors not applied (a subset of the suite ran)")
