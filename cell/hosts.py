@@ -1,9 +1,10 @@
 """Compute hosts as the controller sees them: resources from each agent's hello, liveness from the age of
-its last message. Pure: the caller passes the time."""
+its last message. Pure: the caller passes the time; the cell core (cell.core) decides every change and
+installs it with `upsert`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,6 @@ class HostTable:
 
     def all(self) -> list[HostState]:
         return [self._hosts[k] for k in sorted(self._hosts)]
-
-    def seen(self, host_id: str, now_ms: int) -> None:
-        host = self._hosts.get(host_id)
-        if host is not None:
-            self._hosts[host_id] = replace(host, connected=True, last_seen_ms=now_ms)
-
-    def disconnected(self, host_id: str) -> None:
-        host = self._hosts.get(host_id)
-        if host is not None:
-            self._hosts[host_id] = replace(host, connected=False)
 
     def is_up(self, host_id: str, now_ms: int) -> bool:
         host = self._hosts.get(host_id)
