@@ -17,6 +17,8 @@ from cell.controller import CellController, ControllerSettings
 from cell.host_reports import HostReports
 from cell.metrics import CellMetrics
 from cell.publisher import Publisher
+from cell.reassert import Reasserter
+from cell.reassert_pacing import Pacing
 from cell.servicer import CellServicer
 from fedlib.errors import NotFound
 from fedrpc.clock import wall_clock_ms
@@ -32,6 +34,7 @@ class RunningCell:
     controller: CellController
     publisher: Publisher
     server: RunningServer
+    reasserter: Reasserter | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -59,10 +62,17 @@ async def start_cell(
 ) -> RunningCell:
     """`clock_ms` is for in-process test harnesses that own time; production leaves the wall clock."""
     metrics = metrics or CellMetrics(settings.cell_id, site=settings.site_id)
+    m = metrics
+
+    def count_reassert(rows: int, size: int) -> None:
+        m.reassert_rows.labels(settings.cell_id).inc(rows)
+        m.reassert_bytes.labels(settings.cell_id).inc(size)
+
     publisher = Publisher(
         cell_id=settings.cell_id, site_id=settings.site_id, index=store.index, listing=store.listing,
         capacity=store.capacity,
         on_error=lambda what: metrics.publish_errors.labels(settings.cell_id, what).inc(),
+        on_reassert=count_reassert,
     )  # fmt: skip
     hub = AgentHub()
     controller = CellController(
@@ -97,6 +107,11 @@ async def start_cell(
     await publish_state()
     running = RunningCell(controller, publisher, server)
     c = controller
+    reasserter = Reasserter(
+        c, publisher, Pacing(int(settings.reassert_period_s * 1000), settings.reassert_rows_per_s),
+        on_sweep=metrics.reassert_sweep_seconds.labels(settings.cell_id).observe,
+    )  # fmt: skip
+    running.reasserter = reasserter
     running.tasks = [
         asyncio.create_task(coro)
         for coro in (
@@ -108,7 +123,7 @@ async def start_cell(
             # Level-triggered like the capacity summary: a replica that missed the row (a write lost on
             # a WAN link reset, a hint never replayed) is repaired by the next re-assert, not by luck.
             every(settings.directory_every_s, publish_state, "directory re-assert"),
-            every(c.settings.index_every_s, lambda: upkeep.republish_recent(c, publisher), "index re-assert"),
+            reasserter.run(),
             every(1.0, lambda: upkeep.refresh_gauges(c), "gauges"),
         )
     ]

@@ -46,9 +46,10 @@ class ControllerSettings:
     build_timeout_ms: int = 120_000
     desired_every_s: float = 5.0
     directory_every_s: float = 10.0  # re-assert of the cell's directory row (one tiny row per cell)
-    # Re-assert of the index and listing rows of instances changed within the window (see upkeep).
-    index_every_s: float = 30.0
-    index_window_ms: int = 15 * 60_000
+    # The full re-assert of every live instance's index and listing rows (cell.reassert): one sweep per
+    # period, never faster than the rate limit (rows/s).
+    reassert_period_s: float = 300.0
+    reassert_rows_per_s: float = 100.0
 
     def core(self) -> CoreSettings:
         return CoreSettings(self.cell_id, self.policy, self.host_grace_ms, self.build_timeout_ms)

@@ -14,6 +14,7 @@ from cell.app import start_cell
 from cell.controller import ControllerSettings
 from cell.metrics import CellMetrics
 from cell.placement import Policy
+from cell.reassert_pacing import Pacing
 from fedlib.names import check_id, keyspace_for_cell
 from fedrpc.metrics_http import serve_metrics
 from fedrpc.process import announce_ready, log_to_stderr, until_stopped
@@ -61,6 +62,14 @@ def cell_cli() -> None:
     "--host-grace-s", default=3.0, show_default=True, help="Silence after which a host leaves placement."
 )
 @click.option("--build-timeout-s", default=120.0, show_default=True)
+@click.option(
+    "--reassert-period-s", default=300.0, show_default=True,
+    help="Every live instance's index and listing rows are written again within this period.",
+)  # fmt: skip
+@click.option(
+    "--reassert-rows-per-s", default=100.0, show_default=True,
+    help="Rate limit of the re-assert sweep (rows written per second); it wins over the period.",
+)  # fmt: skip
 def serve_command(**flags: Any) -> None:
     """Runs one cell controller until SIGTERM."""
     log_to_stderr("cell")
@@ -70,7 +79,7 @@ def serve_command(**flags: Any) -> None:
 def cell_process(
     *, cell_id: str, site_id: str, region: str, listen: str, advertise: str | None, metrics_listen: str,
     contact_points: str, local_dc: str, global_keyspace: str, policy: str, host_grace_s: float,
-    build_timeout_s: float,
+    build_timeout_s: float, reassert_period_s: float = 300.0, reassert_rows_per_s: float = 100.0,
 ) -> CellProcess:  # fmt: skip
     """The flags of `cell serve` (one keyword each), validated into one frozen value."""
     try:
@@ -81,7 +90,12 @@ def cell_process(
     settings = ControllerSettings(
         cell_id=cell_id, site_id=site_id, region=region, policy=Policy(policy),
         host_grace_ms=int(host_grace_s * 1000), build_timeout_ms=int(build_timeout_s * 1000),
+        reassert_period_s=reassert_period_s, reassert_rows_per_s=reassert_rows_per_s,
     )  # fmt: skip
+    try:
+        Pacing(int(reassert_period_s * 1000), reassert_rows_per_s)
+    except Exception as exc:
+        raise click.BadParameter(str(exc)) from None
     points = tuple(p.strip() for p in contact_points.split(",") if p.strip())
     return CellProcess(settings, points, local_dc, global_keyspace, listen, advertise or None, metrics_listen)
 

@@ -60,6 +60,25 @@ class CellMetrics:
             ["cell", "what"],
             registry=r,
         )
+        self.reassert_rows = Counter(
+            "cellfed_cell_reassert_rows_total",
+            "Index and listing rows written again by the full re-assert sweep.",
+            ["cell"],
+            registry=r,
+        )
+        self.reassert_bytes = Counter(
+            "cellfed_cell_reassert_bytes_total",
+            "Payload bytes (values) written again by the full re-assert sweep.",
+            ["cell"],
+            registry=r,
+        )
+        self.reassert_sweep_seconds = Histogram(
+            "cellfed_cell_reassert_sweep_duration_seconds",
+            "Time one re-assert sweep took to visit every live instance.",
+            ["cell"],
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600),
+            registry=r,
+        )
         self.agent_errors = Counter(
             "cellfed_cell_agent_failures_total",
             "Reconcile failures compute agents reported that moved an instance to ERROR, by libvirt call.",

@@ -3,7 +3,12 @@ global keyspace at LOCAL_QUORUM, off the request path.
 
 The cell's keyspace is the truth; these rows are a projection. A failed publish is retried with backoff
 and, because only the newest state per instance is kept in the queue, a burst of changes costs one write
-each. A full republish runs at start so a crash between persisting and publishing loses nothing."""
+each. A full republish runs at start so a crash between persisting and publishing loses nothing.
+
+Re-asserts (cell.reassert's paced sweep) wait in a queue of their own that is served only when no change
+is waiting, so a sweep never delays a user's change; a re-assert of an instance whose newer state is queued
+is dropped (the change carries it). A re-assert is written once: a failure is counted and the next sweep
+tries again."""
 
 from __future__ import annotations
 
@@ -31,11 +36,13 @@ class Publisher:
         listing: TenantListing,
         capacity: CapacityBoard,
         on_error: Callable[[str], None] = lambda what: None,
+        on_reassert: Callable[[int, int], None] = lambda rows, size: None,
     ) -> None:
         self._cell_id, self._site_id = cell_id, site_id
         self._index, self._listing, self._capacity = index, listing, capacity
-        self._on_error = on_error
+        self._on_error, self._on_reassert = on_error, on_reassert
         self._latest: dict[str, CellInstance] = {}
+        self._reasserts: dict[str, CellInstance] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -44,6 +51,17 @@ class Publisher:
         self._latest[inst.spec.instance_id] = inst
         self._idle.clear()
         self._wake.set()
+
+    def reassert(self, inst: CellInstance) -> None:
+        """Write this instance's rows again (same rows, same timestamps), after any queued change."""
+        self._reasserts[inst.spec.instance_id] = inst
+        self._idle.clear()
+        self._wake.set()
+
+    @property
+    def backlog(self) -> int:
+        """Re-asserts not yet written: the sweep holds back while they pile up (a slow store)."""
+        return len(self._reasserts)
 
     async def publish_capacity(self, summary: CapacitySummary) -> None:
         try:
@@ -64,11 +82,27 @@ class Publisher:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._latest:
-                instance_id, inst = next(iter(self._latest.items()))
-                del self._latest[instance_id]
-                await self._publish_with_retry(inst)
+            while self._latest or self._reasserts:
+                if self._latest:  # changes first, always
+                    instance_id, inst = next(iter(self._latest.items()))
+                    del self._latest[instance_id]
+                    await self._publish_with_retry(inst)
+                    continue
+                instance_id, inst = next(iter(self._reasserts.items()))
+                del self._reasserts[instance_id]
+                await self._reassert_once(inst)
             self._idle.set()
+
+    async def _reassert_once(self, inst: CellInstance) -> None:
+        if inst.record.state is State.DELETED:  # deleted since the sweep picked it: its delete was published
+            return
+        try:
+            await self._publish(inst)
+        except Exception as exc:
+            self._on_error("reassert")
+            log.warning("re-assert of %s failed (the next sweep retries): %s", inst.spec.instance_id, exc)
+            return
+        self._on_reassert(3, reassert_bytes(self._listing_entry(inst)))
 
     async def _publish_with_retry(self, inst: CellInstance) -> None:
         for attempt, delay in enumerate((*_RETRY_S, None)):
@@ -87,10 +121,9 @@ class Publisher:
                     return
                 await asyncio.sleep(delay)
 
-    async def _publish(self, inst: CellInstance) -> None:
+    def _listing_entry(self, inst: CellInstance) -> ListingEntry:
         spec, rec = inst.spec, inst.record
-        status = rec.state  # one status type for the cell and the store (fedlib.states)
-        listing = ListingEntry(
+        return ListingEntry(
             tenant=spec.tenant,
             instance_id=spec.instance_id,
             name=spec.display_name,
@@ -98,9 +131,14 @@ class Publisher:
             owner_cell=self._cell_id,
             site_id=self._site_id,
             flavor=spec.flavor.name,
-            status=status,
+            status=rec.state,  # one status type for the cell and the store (fedlib.states)
             updated_at_ms=rec.updated_ms,
         )
+
+    async def _publish(self, inst: CellInstance) -> None:
+        spec, rec = inst.spec, inst.record
+        status = rec.state
+        listing = self._listing_entry(inst)
         if rec.state is State.DELETED:
             await self._listing.delete(listing, at_ms=rec.updated_ms)
             await self._index.delete(spec.instance_id, at_ms=rec.updated_ms)
@@ -125,3 +163,14 @@ def instance_newer_queued(queue: dict[str, CellInstance], inst: CellInstance) ->
     """A newer state of the same instance is waiting: publishing this one is pointless."""
     newer = queue.get(inst.spec.instance_id)
     return newer is not None and newer.record.version > inst.record.version
+
+
+def reassert_bytes(entry: ListingEntry) -> int:
+    """The payload of one re-assert: the index row and the two listing rows, values only (text as UTF-8,
+    8 bytes per bigint and per timestamp). Protocol framing and Cassandra's own overhead come on top."""
+    texts = (entry.instance_id, entry.tenant, entry.name, entry.owner_cell, entry.flavor, entry.status.value)
+    text = sum(len(t.encode()) for t in texts)
+    home_cell = len(entry.instance_id.rpartition(".")[0].encode())
+    index_row = text + home_cell + 3 * 8  # created_at, updated_at, write timestamp
+    listing_row = text + len(entry.site_id.encode()) + 3 * 8
+    return index_row + 2 * listing_row

@@ -68,12 +68,3 @@ async def refresh_gauges(c: CellController) -> None:
     for host in c.core.hosts.all():
         if host.last_seen_ms is not None:
             m.heartbeat_age.labels(cell, host.host_id).set(max(0, now - host.last_seen_ms) / 1000)
-
-
-async def republish_recent(c: CellController, publisher: Publisher) -> None:
-    """Anti-entropy for the index and listing rows: the cell is their authority, so it writes again the
-    rows of instances that changed recently. A replica that missed one (a WAN cut shorter than
-    Cassandra's failure detection leaves hints that 2.1 replays only on a 10-minute timer) converges
-    within one period. Idempotent: same rows, same timestamps; the publisher coalesces."""
-    for inst in c.core.recently_changed(c.now_ms(), c.settings.index_window_ms):
-        publisher.instance_changed(inst)
