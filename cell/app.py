@@ -107,8 +107,9 @@ async def start_cell(
     await publish_state()
     running = RunningCell(controller, publisher, server)
     c = controller
+    pace = Pacing(int(settings.reassert_period_s * 1000), settings.reassert_rows_per_s)
     reasserter = Reasserter(
-        c, publisher, Pacing(int(settings.reassert_period_s * 1000), settings.reassert_rows_per_s),
+        c, publisher, store.listing, pace,
         on_sweep=metrics.reassert_sweep_seconds.labels(settings.cell_id).observe,
     )  # fmt: skip
     running.reasserter = reasserter

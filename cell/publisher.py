@@ -6,9 +6,10 @@ and, because only the newest state per instance is kept in the queue, a burst of
 each. A full republish runs at start so a crash between persisting and publishing loses nothing.
 
 Re-asserts (cell.reassert's paced sweep) wait in a queue of their own that is served only when no change
-is waiting, so a sweep never delays a user's change; a re-assert of an instance whose newer state is queued
-is dropped (the change carries it). A re-assert is written once: a failure is counted and the next sweep
-tries again."""
+is waiting, so a sweep never delays a user's change; a re-assert carries the owner's timestamps, so one
+that lands after a newer change loses to it. A re-assert is written once: a failure is counted and the
+next sweep tries again. While a sweep runs, the listing writes each row into two generations (the one
+readers read and the one being filled), so a re-assert is 5 rows: the index row and 2 x 2 listing rows."""
 
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ class Publisher:
         self._on_error, self._on_reassert = on_error, on_reassert
         self._latest: dict[str, CellInstance] = {}
         self._reasserts: dict[str, CellInstance] = {}
+        self._reassert_in_flight = False
+        self.reassert_failures = 0  # the sweep commits a listing generation only if none failed meanwhile
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -60,8 +63,8 @@ class Publisher:
 
     @property
     def backlog(self) -> int:
-        """Re-asserts not yet written: the sweep holds back while they pile up (a slow store)."""
-        return len(self._reasserts)
+        """Re-asserts not yet written (queued or in flight): the sweep holds back while they pile up."""
+        return len(self._reasserts) + self._reassert_in_flight
 
     async def publish_capacity(self, summary: CapacitySummary) -> None:
         try:
@@ -90,7 +93,11 @@ class Publisher:
                     continue
                 instance_id, inst = next(iter(self._reasserts.items()))
                 del self._reasserts[instance_id]
-                await self._reassert_once(inst)
+                self._reassert_in_flight = True
+                try:
+                    await self._reassert_once(inst)
+                finally:
+                    self._reassert_in_flight = False
             self._idle.set()
 
     async def _reassert_once(self, inst: CellInstance) -> None:
@@ -100,9 +107,10 @@ class Publisher:
             await self._publish(inst)
         except Exception as exc:
             self._on_error("reassert")
+            self.reassert_failures += 1
             log.warning("re-assert of %s failed (the next sweep retries): %s", inst.spec.instance_id, exc)
             return
-        self._on_reassert(3, reassert_bytes(self._listing_entry(inst)))
+        self._on_reassert(REASSERT_ROWS, reassert_bytes(self._listing_entry(inst)))
 
     async def _publish_with_retry(self, inst: CellInstance) -> None:
         for attempt, delay in enumerate((*_RETRY_S, None)):
@@ -165,12 +173,15 @@ def instance_newer_queued(queue: dict[str, CellInstance], inst: CellInstance) ->
     return newer is not None and newer.record.version > inst.record.version
 
 
+REASSERT_ROWS = 5  # the index row, and both listing orders in two generations
+
+
 def reassert_bytes(entry: ListingEntry) -> int:
-    """The payload of one re-assert: the index row and the two listing rows, values only (text as UTF-8,
+    """The payload of one re-assert: the index row and four listing rows, values only (text as UTF-8,
     8 bytes per bigint and per timestamp). Protocol framing and Cassandra's own overhead come on top."""
     texts = (entry.instance_id, entry.tenant, entry.name, entry.owner_cell, entry.flavor, entry.status.value)
     text = sum(len(t.encode()) for t in texts)
     home_cell = len(entry.instance_id.rpartition(".")[0].encode())
     index_row = text + home_cell + 3 * 8  # created_at, updated_at, write timestamp
     listing_row = text + len(entry.site_id.encode()) + 3 * 8
-    return index_row + 2 * listing_row
+    return index_row + 4 * listing_row

@@ -25,7 +25,7 @@ from fedlib.errors import InvalidArgument
 class Pacing:
     period_ms: int  # a sweep covers every live instance within this (unless the rate limit forbids)
     max_rows_per_s: float  # the cost cap, in rows written
-    rows_per_visit: int = 3  # an index row and the instance's two listing rows
+    rows_per_visit: int = 5  # an index row and two listing rows in each of two generations (cell.publisher)
 
     def __post_init__(self) -> None:
         if isinstance(self.period_ms, bool) or not isinstance(self.period_ms, int) or self.period_ms < 1000:

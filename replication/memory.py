@@ -9,7 +9,7 @@ it behaves like one region with no partition.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -17,6 +17,7 @@ from fedlib.errors import NotFound
 from fedlib.ids import parse_instance_id
 from fedlib.names import check_id, check_tenant
 from replication import claims, paging
+from replication.listing_gens import Generations, drop_ts_us, footprint_ts_us
 from replication.model import (
     CapacitySummary,
     Cell,
@@ -175,11 +176,15 @@ class MemoryIndex:
         self._rows.write(instance_id, None, check_ms(at_ms, "at_ms") * 1000)
 
 
-# Listing rows are keyed as in Cassandra: (tenant, shard, sort key..., instance id).
-_ListKey = tuple[str, int, int | str, str]
+# Listing rows are keyed as in Cassandra: (tenant, owner cell, generation, sort key..., instance id).
+_ListKey = tuple[str, str, int, int | str, str]
+_Partition = tuple[str, str, int]
 
 
 class MemoryListing:
+    """The generation layout of replication.listing_gens: the cell's generations, the tenant footprint,
+    rows per (tenant, cell, generation) and whole-partition drops, as the Cassandra adapter keeps them."""
+
     def __init__(
         self,
         clock: Callable[[], int],
@@ -188,6 +193,9 @@ class MemoryListing:
     ) -> None:
         self._by_created: _Table[_ListKey, ListingEntry] = _Table(clock)
         self._by_name: _Table[_ListKey, ListingEntry] = _Table(clock)
+        self._footprint: _Table[tuple[str, str], int] = _Table(clock)
+        self._gens: dict[str, Generations] = {}
+        self._dropped: dict[_Partition, int] = {}  # partition -> its tombstone's timestamp
         self._token_key = token_key
         self._scan_budget = scan_budget
 
@@ -197,37 +205,98 @@ class MemoryListing:
         view._scan_budget = scan_budget
         return view
 
+    def tombstones_of(self, tenant: str) -> int:
+        """Row tombstones still held in the partitions readers read now (the footprint's generations)."""
+        read = {(tenant, cell, gen) for (t, cell), gen in self._footprint.live() if t == tenant}
+        return sum(
+            1
+            for table in (self._by_created, self._by_name)
+            for k, v in table._rows.items()
+            if k[:3] in read and v.value is None
+        )
+
+    def partitions_holding(self, tenant: str) -> int:
+        """Partitions still holding rows or row tombstones of `tenant` (what readers could wade through)."""
+        return len(
+            {k[:3] for table in (self._by_created, self._by_name) for k in table._rows if k[0] == tenant}
+        )
+
     async def put(self, entry: ListingEntry, *, previous_name: str | None = None) -> None:
-        shard, ts = paging.shard_of(entry.instance_id), entry.updated_at_ms * 1000
-        self._by_created.write((entry.tenant, shard, entry.created_at_ms, entry.instance_id), entry, ts)
-        if previous_name is not None and previous_name != entry.name:
-            self._by_name.write((entry.tenant, shard, previous_name, entry.instance_id), None, ts)
-        self._by_name.write((entry.tenant, shard, entry.name, entry.instance_id), entry, ts)
+        e, ts = entry, entry.updated_at_ms * 1000
+        gens = self._gens.get(e.owner_cell, Generations())
+        self._footprint.write((e.tenant, e.owner_cell), gens.current, footprint_ts_us(gens.current))
+        for gen in gens.written:
+            self._write(
+                self._by_created, (e.tenant, e.owner_cell, gen, e.created_at_ms, e.instance_id), e, ts
+            )
+            if previous_name is not None and previous_name != e.name:
+                self._write(
+                    self._by_name, (e.tenant, e.owner_cell, gen, previous_name, e.instance_id), None, ts
+                )
+            self._write(self._by_name, (e.tenant, e.owner_cell, gen, e.name, e.instance_id), e, ts)
 
     async def delete(self, entry: ListingEntry, *, at_ms: int) -> None:
-        shard, ts = paging.shard_of(entry.instance_id), check_ms(at_ms, "at_ms") * 1000
-        self._by_created.write((entry.tenant, shard, entry.created_at_ms, entry.instance_id), None, ts)
-        self._by_name.write((entry.tenant, shard, entry.name, entry.instance_id), None, ts)
+        e, ts = entry, check_ms(at_ms, "at_ms") * 1000
+        for gen in self._gens.get(e.owner_cell, Generations()).written:
+            self._write(
+                self._by_created, (e.tenant, e.owner_cell, gen, e.created_at_ms, e.instance_id), None, ts
+            )
+            self._write(self._by_name, (e.tenant, e.owner_cell, gen, e.name, e.instance_id), None, ts)
+
+    async def open_generation(self, cell_id: str, *, at_ms: int) -> None:
+        check_id(cell_id, "cell_id")
+        self._gens[cell_id] = self._gens.get(cell_id, Generations()).open(check_ms(at_ms, "at_ms"))
+
+    async def commit_generation(
+        self, cell_id: str, tenants: Collection[str], *, at_ms: int, gone: Collection[str] = ()
+    ) -> None:
+        gens, drop = self._gens.get(check_id(cell_id, "cell_id"), Generations()).commit()
+        if gens.retired is None:  # nothing was open
+            return
+        for tenant in tenants:
+            self._footprint.write(
+                (check_tenant(tenant), cell_id), gens.current, footprint_ts_us(gens.current)
+            )
+        for tenant in gone:
+            self._footprint.write((check_tenant(tenant), cell_id), None, footprint_ts_us(gens.current) - 1)
+        self._gens[cell_id] = gens
+        if drop is not None:
+            for tenant in {*tenants, *gone}:
+                self._drop((tenant, cell_id, drop), drop_ts_us(check_ms(at_ms, "at_ms")))
+
+    def _drop(self, partition: _Partition, ts: int) -> None:
+        """A partition tombstone: everything older in it is gone at once (no row tombstones remain)."""
+        self._dropped[partition] = ts
+        for table in (self._by_created, self._by_name):
+            for key in [k for k, v in table._rows.items() if k[:3] == partition and v.ts_us <= ts]:
+                del table._rows[key]
+
+    def _write(
+        self, table: _Table[_ListKey, ListingEntry], key: _ListKey, value: ListingEntry | None, ts: int
+    ) -> None:
+        if ts > self._dropped.get(key[:3], -1):  # a dropped partition shadows everything older
+            table.write(key, value, ts)
 
     async def list(self, query: paging.ListQuery) -> ListPage:
         plan = paging.plan(query, self._token_key)
         table = self._by_name if query.order.by_name else self._by_created
+        tenant = plan.query.tenant
+        partitions = sorted((tenant, cell, gen) for (t, cell), gen in self._footprint.live() if t == tenant)
 
         async def read_round(after: paging.Position | None, limit: int) -> Sequence[Sequence[ListingEntry]]:
-            return [self._read_shard(plan, table, shard, after, limit) for shard in range(paging.SHARDS)]
+            return [self._read_partition(plan, table, p, after, limit) for p in partitions]
 
         return await paging.run(plan, read_round, self._scan_budget)
 
-    @staticmethod
-    def _read_shard(
+    def _read_partition(
+        self,
         plan: paging.ListPlan,
         table: _Table[_ListKey, ListingEntry],
-        shard: int,
+        partition: _Partition,
         after: paging.Position | None,
         limit: int,
     ) -> Sequence[ListingEntry]:
-        tenant = plan.query.tenant
-        rows = [row for key, row in table.live() if key[0] == tenant and key[1] == shard]
+        rows = [row for key, row in table.live() if key[:3] == partition]
         rows.sort(key=lambda r: paging.sort_key(r, plan.order), reverse=plan.order.descending)
         if after is not None:
             rows = [r for r in rows if plan.before(after, paging.sort_key(r, plan.order))]

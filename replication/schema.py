@@ -12,10 +12,13 @@ Bounds of every partition (no unbounded partitions):
 - sites, cells, routers, capacity, hosts: one partition (`bucket` 0) read whole; bounded by the
   federation (or cell) size: a row per site/cell/router/host. `bucket` leaves room to split later.
 - instance_index, instances: one row per partition.
-- listing_by_created / listing_by_name: (tenant, shard) with SHARDS=8 shards by instance-id hash: a
-  partition holds ~1/8 of one tenant's *live* instances (rows are deleted with the instance). Deletes
-  leave tombstones, so these tables keep a short gc_grace (1 day): the listing is a projection the owning
-  cells republish, so a row resurrected by a missed repair is corrected by the next publish.
+- listing_gen_by_created / listing_gen_by_name (version 3; replication.listing_gens): (tenant, owner
+  cell, generation): one tenant's instances in one cell, so bounded by the cell's size. A generation is
+  read for one re-assert period and then dropped whole (a partition tombstone), so the row tombstones a
+  reader meets are those of deletes since the last commit. listing_footprint: (tenant), a row per cell
+  holding the tenant's instances. listing_generations: a row per cell. gc_grace 1 day: the listing is a
+  projection the owning cells re-assert every period.
+- listing_by_created / listing_by_name (versions 1-2, read by nothing since 3): (tenant, shard), SHARDS=8.
 - idempotency: one claim per partition, TTL'd.
 - router_reports: one partition (`bucket` 0), a row per router (bounded like `routers`), every row TTL'd
   (a day): a retired router's last report ages out by itself.
@@ -74,6 +77,7 @@ class Migration:
     # Off by default: a later migration altering a table it just created must run in order.
     independent: bool = False
     columns: tuple[Column, ...] = ()  # added after the statements, one at a time
+    copies: tuple[str, ...] = ()  # named data steps the runner performs after the DDL (replication.cql)
 
 
 @dataclass(frozen=True)
@@ -163,7 +167,37 @@ def global_migrations(ks: str) -> tuple[Migration, ...]:
             ),
             columns=(Column("capacity", "instances_by_status", "map<text, int>"),),
         ),
+        Migration(
+            3,
+            "tenant listing in generations of the owning cell (replication.listing_gens)",
+            (
+                # The tenant's footprint: one row per cell holding its instances, naming the generation
+                # readers read. Written USING TIMESTAMP of the generation (newest wins).
+                f"CREATE TABLE IF NOT EXISTS {ks}.listing_footprint (tenant text, cell_id text, gen bigint, "
+                "PRIMARY KEY ((tenant), cell_id)) "
+                f"WITH gc_grace_seconds = {_LISTING_GC_GRACE_S}",
+                f"CREATE TABLE IF NOT EXISTS {ks}.listing_generations (cell_id text PRIMARY KEY, "
+                "current bigint, opening bigint, retired bigint)",
+                f"CREATE TABLE IF NOT EXISTS {ks}.listing_gen_by_created (tenant text, cell_id text, "
+                f"gen bigint, created_at bigint, instance_id text, name text, {listing_columns}, "
+                "PRIMARY KEY ((tenant, cell_id, gen), created_at, instance_id)) "
+                f"WITH gc_grace_seconds = {_LISTING_GC_GRACE_S}",
+                f"CREATE TABLE IF NOT EXISTS {ks}.listing_gen_by_name (tenant text, cell_id text, "
+                f"gen bigint, name text, instance_id text, created_at bigint, {listing_columns}, "
+                "PRIMARY KEY ((tenant, cell_id, gen), name, instance_id)) "
+                f"WITH gc_grace_seconds = {_LISTING_GC_GRACE_S}",
+            ),
+            independent=True,
+            copies=(LISTING_COPY,),
+        ),
     )
+
+
+# Version 3's data step: the old sharded listing's rows, copied into each owner cell's first generation
+# (where a cell that has not yet committed one writes), with their footprint. Idempotent: same rows, same
+# timestamps. The old tables are left in place (read by nothing; drop them by hand once every router runs
+# version 3).
+LISTING_COPY = "listing_v2_to_generations"
 
 
 def cell_migrations(ks: str) -> tuple[Migration, ...]:

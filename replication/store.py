@@ -35,7 +35,7 @@ the same answer in every region once the partition heals.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from replication.model import (
@@ -97,13 +97,22 @@ class InstanceIndex(Protocol):
 
 
 class TenantListing(Protocol):
-    """A tenant's instances, sorted by creation time or name, filtered, keyset-paged (replication.paging)."""
+    """A tenant's instances, sorted by creation time or name, filtered, keyset-paged (replication.paging).
+    Rows live in generations of their owning cell (replication.listing_gens): the cell's re-assert sweep
+    opens one, puts every live instance again, and commits it; the generation before is dropped whole."""
 
     # `previous_name`: the name the owner last published, when it changed (the row keyed by the old name
     # is removed without reading it back first).
     async def put(self, entry: ListingEntry, *, previous_name: str | None = None) -> None: ...
     async def delete(self, entry: ListingEntry, *, at_ms: int) -> None: ...
     async def list(self, query: ListQuery) -> ListPage: ...
+
+    # Only the owning cell calls these. `tenants`: those it holds live instances of (their footprint now
+    # names the new generation); `gone`: those it holds none of any more (their footprint row goes).
+    async def open_generation(self, cell_id: str, *, at_ms: int) -> None: ...
+    async def commit_generation(
+        self, cell_id: str, tenants: Collection[str], *, at_ms: int, gone: Collection[str] = ()
+    ) -> None: ...
 
 
 class IdempotencyLedger(Protocol):

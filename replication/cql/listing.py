@@ -1,26 +1,31 @@
-"""The tenant listing on Cassandra: two denormalised tables read by keyset (replication.paging).
+"""The tenant listing on Cassandra, in generations of the owning cell (replication.listing_gens).
 
-listing_by_created ((tenant, shard), created_at, instance_id) and listing_by_name ((tenant, shard), name,
-instance_id): both orders are clustering orders, so a page is SHARDS single-partition slices
-`(key, instance_id) > (?, ?) LIMIT ?` read concurrently, whatever the page number. Bounds: schema.py.
+listing_gen_by_created ((tenant, cell_id, gen), created_at, instance_id) and listing_gen_by_name
+((tenant, cell_id, gen), name, instance_id) hold the rows; listing_footprint ((tenant), cell_id) names each
+cell's current generation; listing_generations (cell_id) is the cell's own bookkeeping. A page reads the
+footprint (one partition of a row per cell) and then one slice per cell, `(key, instance_id) > (?, ?)
+LIMIT ?`, concurrently, whatever the page number. Bounds: schema.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from cassandra.query import BatchStatement, BatchType
 
+from fedlib.names import check_id, check_tenant
 from replication import paging
 from replication.cql._base import CqlTable, ts_us
 from replication.cql.session import CqlSession
+from replication.listing_gens import Generations, drop_ts_us, footprint_ts_us
 from replication.model import ListingEntry, ListPage, check_ms
 
 _VALUES = "owner_cell, site_id, flavor, status, updated_at"
 _COLUMNS = f"tenant, created_at, instance_id, name, {_VALUES}"
 _Statement = tuple[str, tuple[Any, ...]]
+_Partition = tuple[str, int]  # (cell_id, gen) of one tenant
 
 
 class CqlListing(CqlTable):
@@ -28,58 +33,120 @@ class CqlListing(CqlTable):
         super().__init__(session, keyspace)
         self._token_key = token_key
         self._scan_budget = scan_budget
+        # The owning cell's generations, read once from listing_generations and kept current by
+        # open/commit; a fresh adapter (a restarted cell) reads them again.
+        self._gens: dict[str, Generations] = {}
+        self._gens_lock = asyncio.Lock()
+        self._footprinted: set[tuple[str, str, int]] = set()  # (tenant, cell, gen) asserted by this process
 
     def with_scan_budget(self, scan_budget: int) -> CqlListing:
-        """The same rows, read with another scan budget per page."""
+        """The same rows, read with another scan budget per page (and its own generation cache)."""
         listing = CqlListing(self.session, self.ks, self._token_key, scan_budget)
         listing.levels = self.levels
         return listing
 
     async def put(self, entry: ListingEntry, *, previous_name: str | None = None) -> None:
-        e, shard, ts = entry, paging.shard_of(entry.instance_id), ts_us(entry.updated_at_ms)
+        e, ts = entry, ts_us(entry.updated_at_ms)
+        gens = await self._generations(e.owner_cell)
         values = (e.owner_cell, e.site_id, e.flavor, e.status.value, e.updated_at_ms)
-        statements: list[_Statement] = [
-            (
-                f"INSERT INTO {self.ks}.listing_by_created (tenant, shard, created_at, instance_id, name, "
-                f"{_VALUES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
-                (e.tenant, shard, e.created_at_ms, e.instance_id, e.name, *values, ts),
-            ),
-            (
-                f"INSERT INTO {self.ks}.listing_by_name (tenant, shard, name, instance_id, created_at, "
-                f"{_VALUES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
-                (e.tenant, shard, e.name, e.instance_id, e.created_at_ms, *values, ts),
-            ),
-        ]
-        if previous_name is not None and previous_name != e.name:
-            statements.append(self._delete_by_name(e, previous_name, ts))
+        statements: list[_Statement] = []
+        for gen in gens.written:
+            key = (e.tenant, e.owner_cell, gen)
+            statements += [
+                (
+                    f"INSERT INTO {self.ks}.listing_gen_by_created (tenant, cell_id, gen, created_at, "
+                    f"instance_id, name, {_VALUES}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+                    (*key, e.created_at_ms, e.instance_id, e.name, *values, ts),
+                ),
+                (
+                    f"INSERT INTO {self.ks}.listing_gen_by_name (tenant, cell_id, gen, name, instance_id, "
+                    f"created_at, {_VALUES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+                    (*key, e.name, e.instance_id, e.created_at_ms, *values, ts),
+                ),
+            ]
+            if previous_name is not None and previous_name != e.name:
+                statements.append(self._delete_by_name(e, gen, previous_name, ts))
+        footprint = (e.tenant, e.owner_cell, gens.current)
+        if footprint not in self._footprinted:
+            statements.append(self._footprint(e.tenant, e.owner_cell, gens.current))
         await self._batch(statements)
+        self._footprinted.add(footprint)
 
     async def delete(self, entry: ListingEntry, *, at_ms: int) -> None:
         e, ts = entry, ts_us(check_ms(at_ms, "at_ms"))
-        created = (
-            f"DELETE FROM {self.ks}.listing_by_created USING TIMESTAMP ? "
-            "WHERE tenant = ? AND shard = ? AND created_at = ? AND instance_id = ?",
-            (ts, e.tenant, paging.shard_of(e.instance_id), e.created_at_ms, e.instance_id),
-        )
-        await self._batch([created, self._delete_by_name(e, e.name, ts)])
+        statements: list[_Statement] = []
+        for gen in (await self._generations(e.owner_cell)).written:
+            statements.append(
+                (
+                    f"DELETE FROM {self.ks}.listing_gen_by_created USING TIMESTAMP ? WHERE tenant = ? "
+                    "AND cell_id = ? AND gen = ? AND created_at = ? AND instance_id = ?",
+                    (ts, e.tenant, e.owner_cell, gen, e.created_at_ms, e.instance_id),
+                )
+            )
+            statements.append(self._delete_by_name(e, gen, e.name, ts))
+        await self._batch(statements)
+
+    async def open_generation(self, cell_id: str, *, at_ms: int) -> None:
+        check_id(cell_id, "cell_id")
+        check_ms(at_ms, "at_ms")
+        async with self._gens_lock:
+            gens = (await self._load(cell_id)).open(at_ms)
+            await self._save(cell_id, gens, at_ms)
+            self._gens[cell_id] = gens
+
+    async def commit_generation(
+        self, cell_id: str, tenants: Collection[str], *, at_ms: int, gone: Collection[str] = ()
+    ) -> None:
+        check_id(cell_id, "cell_id")
+        check_ms(at_ms, "at_ms")
+        for tenant in (*tenants, *gone):
+            check_tenant(tenant)
+        async with self._gens_lock:
+            gens, drop = (await self._load(cell_id)).commit()
+            if gens.retired is None:  # nothing was open
+                return
+            # Footprint first, then the bookkeeping, then the drop of the generation two back: a reader
+            # (in any DC) finds either this generation or the one before, and both still exist.
+            writes = [self._footprint(t, cell_id, gens.current) for t in tenants]
+            writes += [
+                (
+                    f"DELETE FROM {self.ks}.listing_footprint USING TIMESTAMP ? "
+                    "WHERE tenant = ? AND cell_id = ?",
+                    (footprint_ts_us(gens.current) - 1, t, cell_id),
+                )
+                for t in gone
+            ]
+            await asyncio.gather(*(self.run(cql, params) for cql, params in writes))
+            await self._save(cell_id, gens, at_ms)
+            self._gens[cell_id] = gens
+            self._footprinted.update((t, cell_id, gens.current) for t in tenants)
+            if drop is not None:
+                await asyncio.gather(*(self._drop(t, cell_id, drop, at_ms) for t in {*tenants, *gone}))
 
     async def list(self, query: paging.ListQuery) -> ListPage:
         plan = paging.plan(query, self._token_key)
+        rows = await self.read(
+            f"SELECT cell_id, gen FROM {self.ks}.listing_footprint WHERE tenant = ?", (plan.query.tenant,)
+        )
+        partitions: list[_Partition] = [(r["cell_id"], r["gen"]) for r in rows]
 
         async def read_round(after: paging.Position | None, limit: int) -> Sequence[Sequence[ListingEntry]]:
-            shards = (self._read_shard(plan, shard, after, limit) for shard in range(paging.SHARDS))
-            return await asyncio.gather(*shards)
+            reads = (self._read_partition(plan, p, after, limit) for p in partitions)
+            return await asyncio.gather(*reads)
 
         return await paging.run(plan, read_round, self._scan_budget)
 
-    async def _read_shard(
-        self, plan: paging.ListPlan, shard: int, after: paging.Position | None, limit: int
+    async def _read_partition(
+        self, plan: paging.ListPlan, partition: _Partition, after: paging.Position | None, limit: int
     ) -> Sequence[ListingEntry]:
         table, key = (
-            ("listing_by_name", "name") if plan.order.by_name else ("listing_by_created", "created_at")
+            ("listing_gen_by_name", "name")
+            if plan.order.by_name
+            else ("listing_gen_by_created", "created_at")
         )
-        where = "tenant = ? AND shard = ?"
-        params: tuple[Any, ...] = (plan.query.tenant, shard)
+        where = "tenant = ? AND cell_id = ? AND gen = ?"
+        params: tuple[Any, ...] = (plan.query.tenant, *partition)
         if after is not None:
             where += f" AND ({key}, instance_id) {'<' if plan.order.descending else '>'} (?, ?)"
             params += after
@@ -92,16 +159,59 @@ class CqlListing(CqlTable):
         )
         return [_entry(row) for row in result.rows]
 
-    def _delete_by_name(self, e: ListingEntry, name: str, ts: int) -> _Statement:
+    async def _generations(self, cell_id: str) -> Generations:
+        gens = self._gens.get(cell_id)
+        if gens is None:
+            async with self._gens_lock:
+                gens = await self._load(cell_id)
+                self._gens[cell_id] = gens
+        return gens
+
+    async def _load(self, cell_id: str) -> Generations:
+        cached = self._gens.get(cell_id)
+        if cached is not None:
+            return cached
+        row = await self.read_one(
+            f"SELECT current, opening, retired FROM {self.ks}.listing_generations WHERE cell_id = ?",
+            (cell_id,),
+        )
+        if row is None:
+            return Generations()
+        return Generations(row["current"], row["opening"], row["retired"])
+
+    async def _save(self, cell_id: str, gens: Generations, at_ms: int) -> None:
+        await self.run(
+            f"INSERT INTO {self.ks}.listing_generations (cell_id, current, opening, retired) "
+            "VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
+            (cell_id, gens.current, gens.opening, gens.retired, ts_us(at_ms)),
+        )
+
+    async def _drop(self, tenant: str, cell_id: str, gen: int, at_ms: int) -> None:
+        """One partition tombstone per table: the whole generation, rows and row tombstones, at once."""
+        for table in ("listing_gen_by_created", "listing_gen_by_name"):
+            await self.run(
+                f"DELETE FROM {self.ks}.{table} USING TIMESTAMP ? "
+                "WHERE tenant = ? AND cell_id = ? AND gen = ?",
+                (drop_ts_us(at_ms), tenant, cell_id, gen),
+            )
+
+    def _footprint(self, tenant: str, cell_id: str, gen: int) -> _Statement:
         return (
-            f"DELETE FROM {self.ks}.listing_by_name USING TIMESTAMP ? "
-            "WHERE tenant = ? AND shard = ? AND name = ? AND instance_id = ?",
-            (ts, e.tenant, paging.shard_of(e.instance_id), name, e.instance_id),
+            f"INSERT INTO {self.ks}.listing_footprint (tenant, cell_id, gen) "
+            "VALUES (?, ?, ?) USING TIMESTAMP ?",
+            (tenant, cell_id, gen, footprint_ts_us(gen)),
+        )
+
+    def _delete_by_name(self, e: ListingEntry, gen: int, name: str, ts: int) -> _Statement:
+        return (
+            f"DELETE FROM {self.ks}.listing_gen_by_name USING TIMESTAMP ? "
+            "WHERE tenant = ? AND cell_id = ? AND gen = ? AND name = ? AND instance_id = ?",
+            (ts, e.tenant, e.owner_cell, gen, name, e.instance_id),
         )
 
     async def _batch(self, statements: Sequence[_Statement]) -> None:
-        # Logged: the two orders of one instance never disagree for longer than the batchlog replay, even
-        # if this process dies between the writes. Every statement carries its own timestamp.
+        # Logged: the orders and generations of one instance never disagree for longer than the batchlog
+        # replay, even if this process dies between the writes. Every statement carries its own timestamp.
         batch = BatchStatement(batch_type=BatchType.LOGGED)
         for cql, params in statements:
             batch.add(await self.session.prepare(cql), params)

@@ -17,13 +17,20 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fedlib.errors import StoreError, Unavailable
+from replication.cql.listing_copy import copy_listing_to_generations
 from replication.cql.session import CqlSession
-from replication.schema import KeyspacePlan, alter_keyspace, create_keyspace, plan_schema
+from replication.schema import (
+    LISTING_COPY,
+    KeyspacePlan,
+    alter_keyspace,
+    create_keyspace,
+    plan_schema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,8 @@ _DDL_CONCURRENCY = 6
 _AGREEMENT_TIMEOUT_S = 30.0
 _TOPOLOGY_ATTEMPTS = 20
 _NTS = "NetworkTopologyStrategy"
+# The data steps a migration names (replication.schema.Migration.copies), run after its DDL.
+_COPIES: dict[str, Callable[[CqlSession, str], Awaitable[int]]] = {LISTING_COPY: copy_listing_to_generations}
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,8 @@ async def _apply_one(
             # Cassandra 2.1 has no ADD IF NOT EXISTS: a run that died after this ALTER must not repeat it.
             if not await system.has_column(ks, column.table, column.name):
                 await _ddl(session, column.statement(ks), limit)
+        for copy in migration.copies:
+            await _COPIES[copy](session, ks)
         await session.execute(
             f"INSERT INTO {ks}.schema_version (scope, version, description, applied_at) "
             "VALUES ('schema', %s, %s, %s)",

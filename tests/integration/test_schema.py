@@ -43,12 +43,12 @@ async def test_apply_twice_is_a_noop_and_records_the_version(sessions: dict[str,
     args: dict[str, Any] = dict(global_keyspace=ks, dcs=dict.fromkeys(topo, 1), known_dcs=topo)
     first = await apply_schema(s, cells=[(par, "eu-west")], **args)
     assert [(a.keyspace, a.from_version, a.to_version) for a in first] == [
-        (ks, 0, 2),
+        (ks, 0, 3),
         (keyspace_for_cell(par), 0, 1),
     ]
     again = await apply_schema(s, cells=[(par, "eu-west"), (nyc, "us-east")], **args)
     assert [(a.from_version, a.to_version, a.replication_changed) for a in again] == [
-        (2, 2, False),
+        (3, 3, False),
         (1, 1, False),
         (0, 1, False),  # only the new cell's keyspace is created
     ]
@@ -84,7 +84,7 @@ async def test_v1_keyspace_migrates_to_v2_even_after_a_run_that_died_half_way(
     await s.execute(f"ALTER TABLE {ks}.capacity ADD instances_by_status map<text, int>", timeout_s=30.0)
     await migrate.wait_for_schema_agreement(s)
     applied = await apply_schema(s, global_keyspace=ks, dcs=dcs, cells=[], known_dcs=topo)
-    assert [(a.from_version, a.to_version) for a in applied] == [(1, 2)]
+    assert [(a.from_version, a.to_version) for a in applied] == [(1, 3)]
     store = CqlStore(s, keyspace=ks)
     assert (await store.capacity.get("old-c1")).instances_by_status == {}  # a row from before v2
     await store.capacity.publish(CapacitySummary("new-c1", 8, 6, 1, 1, 1, 1, 2, 1, 5, {"ACTIVE": 2}))

@@ -51,7 +51,7 @@ async def test_a_reassert_restores_a_lost_row_and_never_rolls_back_a_newer_one()
         assert (await store.index.get(old.spec.instance_id)).status == "STOPPED"
         page = await store.listing.list(ListQuery("acme"))
         assert [e.status for e in page.entries] == ["STOPPED"]
-        assert counted == [(3, reassert_bytes_of(old))] * 2
+        assert counted == [(5, reassert_bytes_of(old))] * 2
     finally:
         task.cancel()
 
