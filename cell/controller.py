@@ -49,7 +49,7 @@ class ControllerSettings:
     # The full re-assert of every live instance's index and listing rows (cell.reassert): one sweep per
     # period, never faster than the rate limit (rows/s).
     reassert_period_s: float = 300.0
-    reassert_rows_per_s: float = 100.0
+    reassert_rows_per_s: float = 200.0
 
     def core(self) -> CoreSettings:
         return CoreSettings(self.cell_id, self.policy, self.host_grace_ms, self.build_timeout_ms)

@@ -67,7 +67,7 @@ def cell_cli() -> None:
     help="Every live instance's index and listing rows are written again within this period.",
 )  # fmt: skip
 @click.option(
-    "--reassert-rows-per-s", default=100.0, show_default=True,
+    "--reassert-rows-per-s", default=200.0, show_default=True,
     help="Rate limit of the re-assert sweep (rows written per second); it wins over the period.",
 )  # fmt: skip
 def serve_command(**flags: Any) -> None:
@@ -79,7 +79,7 @@ def serve_command(**flags: Any) -> None:
 def cell_process(
     *, cell_id: str, site_id: str, region: str, listen: str, advertise: str | None, metrics_listen: str,
     contact_points: str, local_dc: str, global_keyspace: str, policy: str, host_grace_s: float,
-    build_timeout_s: float, reassert_period_s: float = 300.0, reassert_rows_per_s: float = 100.0,
+    build_timeout_s: float, reassert_period_s: float = 300.0, reassert_rows_per_s: float = 200.0,
 ) -> CellProcess:  # fmt: skip
     """The flags of `cell serve` (one keyword each), validated into one frozen value."""
     try:

@@ -46,6 +46,7 @@ class Publisher:
         self._reasserts: dict[str, CellInstance] = {}
         self._reassert_in_flight = False
         self.reassert_failures = 0  # the sweep commits a listing generation only if none failed meanwhile
+        self.deletes_published = 0  # listing tombstones written: many start the next sweep early
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -149,6 +150,7 @@ class Publisher:
         listing = self._listing_entry(inst)
         if rec.state is State.DELETED:
             await self._listing.delete(listing, at_ms=rec.updated_ms)
+            self.deletes_published += 1
             await self._index.delete(spec.instance_id, at_ms=rec.updated_ms)
             return
         await self._index.put(

@@ -41,7 +41,7 @@ class Reasserter:
         self._pace, self._on_sweep = pace, on_sweep
         self._sweep: pacing.Sweep | None = None
         self._to_commit: pacing.Sweep | None = None  # finished, waiting for its last writes
-        self._failures_at_open = 0
+        self._failures_at_open = self._deletes_at_open = 0
         self.sweeps_done = 0
         self.commits = 0
 
@@ -62,7 +62,8 @@ class Reasserter:
         if self._sweep is None:
             self._sweep = pacing.start(now, ids)
             await self._open(now)
-        step = pacing.step(self._pace, self._sweep, ids, now)
+        deletes = self._publisher.deletes_published - self._deletes_at_open
+        step = pacing.step(self._pace, self._sweep, ids, now, deletes)
         if step.started:
             await self._open(now)
         self._sweep = step.sweep
@@ -79,6 +80,7 @@ class Reasserter:
     async def _open(self, now: int) -> None:
         await self._listing.open_generation(self._c.settings.cell_id, at_ms=now)
         self._failures_at_open = self._publisher.reassert_failures
+        self._deletes_at_open = self._publisher.deletes_published
 
     async def _commit(self, finished: pacing.Sweep) -> None:
         self._to_commit = None

@@ -121,3 +121,26 @@ def test_bad_settings_name_the_field(period_ms: int, rate: float) -> None:
     with pytest.raises(InvalidArgument) as err:
         rp.Pacing(period_ms, rate)
     assert err.value.field in ("reassert_period_s", "reassert_rows_per_s")
+
+
+def test_a_burst_of_deletes_starts_the_next_sweep_at_once_at_the_rate_limit() -> None:
+    ids, pace = _ids(200), rp.Pacing(PERIOD_MS, max_rows_per_s=500, rows_per_visit=5)  # 100 visits/s
+    sweep = rp.start(0, ids)
+    while not sweep.done:
+        sweep = rp.step(pace, sweep, ids, sweep.started_ms + PERIOD_MS - 1).sweep
+    quiet = rp.step(pace, sweep, ids, 10_000, deletes_since_start=64)  # not more than the floor: wait
+    assert not quiet.started and not quiet.visit
+    burst = rp.step(pace, sweep, ids, 10_000, deletes_since_start=65)
+    assert burst.started and burst.sweep.urgent
+    s, now = burst.sweep, 10_000
+    while not s.done:
+        now += 1000
+        s = rp.step(pace, s, ids, now).sweep
+    assert now - 10_000 <= 3000  # 200 visits at 100/s, not spread over the minute
+
+
+def test_deletes_below_a_quarter_of_a_large_cell_wait_for_the_period() -> None:
+    ids, pace = _ids(2000), rp.Pacing(PERIOD_MS, max_rows_per_s=10_000)
+    sweep = rp.Sweep(started_ms=0, total=2000, visited=2000, cursor=ids[-1], done=True)
+    assert not rp.step(pace, sweep, ids, 1000, deletes_since_start=400).started
+    assert rp.step(pace, sweep, ids, 1000, deletes_since_start=501).started

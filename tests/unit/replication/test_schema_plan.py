@@ -78,8 +78,10 @@ def test_tables_the_design_requires() -> None:
     added = {(c.table, c.name) for m in global_migrations("g") for c in m.columns}
     assert ("capacity", "instances_by_status") in added
     assert "PRIMARY KEY ((tenant, request_id, region))" in global_tables
-    assert "PRIMARY KEY ((tenant, shard), created_at, instance_id)" in global_tables
-    assert "PRIMARY KEY ((tenant, shard), name, instance_id)" in global_tables
+    # The listing (v3): partitions per owner cell and generation, so a retired one is dropped whole.
+    assert "PRIMARY KEY ((tenant, cell_id, gen), created_at, instance_id)" in global_tables
+    assert "PRIMARY KEY ((tenant, cell_id, gen), name, instance_id)" in global_tables
+    assert "PRIMARY KEY ((tenant), cell_id)" in global_tables
     cell_tables = " ".join(s for m in cell_migrations("c") for s in m.statements)
     for table in ("instances", "hosts", "capacity_claims", "instance_events"):
         assert f"c.{table} (" in cell_tables
