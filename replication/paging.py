@@ -1,10 +1,11 @@
 """Keyset paging of a tenant's listing: the pure core shared by the Cassandra adapter and the twin.
 
-Layout it assumes (see schema.py): a tenant's listing rows are spread over SHARDS partitions by a stable
-hash of the instance id, each clustered by the sort key (created_at, instance_id) or (name, instance_id).
-A page is a k-way merge of the shards read *after* a position; the page token is that position, never an
-offset, so page N reads what page 2 reads. The merge only trusts rows up to the "frontier" (the smallest
-last key among shards that may hold more), so no row is skipped or repeated across pages.
+Layout it assumes (see schema.py): a tenant's listing rows are spread over several partitions (since
+schema v3 one per owning cell's current generation, replication.listing_gens), each clustered by the sort
+key (created_at, instance_id) or (name, instance_id). A page is a k-way merge of the partitions read
+*after* a position; the page token is that position, never an offset or a partition, so page N reads what
+page 2 reads and a token survives a generation rotation. The merge only trusts rows up to the "frontier"
+(the smallest last key among partitions that may hold more), so no row is skipped or repeated across pages.
 
 Filters on status/site/cell (and a name prefix under created order) are applied while scanning, within a
 scan budget: a selective filter yields a short (even empty) page with a token instead of a page whose cost
@@ -25,8 +26,8 @@ from fedlib.errors import InvalidArgument
 from fedlib.names import check_display_name, check_id, check_tenant
 from replication.model import InstanceStatus, ListingEntry, ListPage, stored_status
 
-# Fixed per keyspace: changing it re-homes rows, so it is a schema migration, not a setting. Each shard
-# holds ~1/8 of a tenant's live instances (~150 B a row: 500k live instances is ~9 MB per partition).
+# The hash shards of the schema v1-2 layout (listing_by_created/_by_name, read by nothing since v3);
+# kept for tools that still reason about that layout.
 SHARDS = 8
 MAX_PAGE_SIZE = 1000
 DEFAULT_SCAN_BUDGET = 2000

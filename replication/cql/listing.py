@@ -72,6 +72,12 @@ class CqlListing(CqlTable):
             statements.append(self._footprint(e.tenant, e.owner_cell, gens.current))
         await self._batch(statements)
         self._footprinted.add(footprint)
+        now = self._gens.get(e.owner_cell)
+        if now is not None and now.current != gens.current and now.current in gens.written:
+            # A commit ran while this put was in flight: the rows went into the generation it made current,
+            # but the footprint above named the old one (and a commit that removed the tenant wins over it).
+            await self.run(*self._footprint(e.tenant, e.owner_cell, now.current))
+            self._footprinted.add((e.tenant, e.owner_cell, now.current))
 
     async def delete(self, entry: ListingEntry, *, at_ms: int) -> None:
         e, ts = entry, ts_us(check_ms(at_ms, "at_ms"))
