@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cell import events as ev
 from cell import lifecycle as lc
@@ -28,6 +28,7 @@ from cell.metrics import CellMetrics
 from cell.placement import HostView, Policy
 from cell.publisher import Publisher
 from cell.records import CellInstance, InstanceSpec, from_row, to_row
+from cell.request_claims import SweepSettings
 from replication.cell_records import CellRecords, HostRow
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class ControllerSettings:
     # Re-assert of the index and listing rows of instances changed within the window (see upkeep).
     index_every_s: float = 30.0
     index_window_ms: int = 15 * 60_000
+    # Duplicates of one request id, settled by the cells (cell.request_claims).
+    claim_sweep: SweepSettings = field(default_factory=SweepSettings)
 
     def core(self) -> CoreSettings:
         return CoreSettings(self.cell_id, self.policy, self.host_grace_ms, self.build_timeout_ms)
@@ -118,8 +121,8 @@ class CellController:
     async def build(self, spec: InstanceSpec) -> CellInstance:
         return _result(await self.handle(ev.BuildRequested(spec)))
 
-    async def request(self, instance_id: str, tenant: str, event: lc.Event) -> CellInstance:
-        return _result(await self.handle(ev.UserRequested(instance_id, tenant, event)))
+    async def request(self, instance_id: str, tenant: str, event: lc.Event, reason: str = "") -> CellInstance:
+        return _result(await self.handle(ev.UserRequested(instance_id, tenant, event, reason)))
 
     async def handle(self, event: ev.Event) -> ev.Ready:
         """One step: decide, persist, advance under the lock; then carry out the rest outside it."""

@@ -20,6 +20,7 @@ class ClaimRef:
     created_at_ms: int
     fingerprint: str
     assigned_at_ms: int  # when the claim came to name this instance; 0: the router did not know
+    expires_at_ms: int  # when the claim's TTL ends: past it, there is nothing left to settle
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,9 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
             cl = request.claim
             check_request_claim(
                 request_id=request.request_id, region=cl.region, created_at_ms=cl.created_at_ms,
-                fingerprint=cl.fingerprint, assigned_at_ms=cl.assigned_at_ms,
+                fingerprint=cl.fingerprint, assigned_at_ms=cl.assigned_at_ms, expires_at_ms=cl.expires_at_ms,
             )  # fmt: skip
-            claim = ClaimRef(cl.region, cl.created_at_ms, cl.fingerprint, cl.assigned_at_ms)
+            claim = ClaimRef(cl.region, cl.created_at_ms, cl.fingerprint, cl.assigned_at_ms, cl.expires_at_ms)
         spec = InstanceSpec(
             instance_id=request.instance_id,
             tenant=request.tenant,

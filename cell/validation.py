@@ -37,16 +37,24 @@ def check_names_this_cell(instance_id: str, cell_id: str) -> None:
 
 
 def check_request_claim(
-    *, request_id: str, region: str, created_at_ms: int, fingerprint: str, assigned_at_ms: int
-) -> None:
+    *, request_id: str, region: str, created_at_ms: int, fingerprint: str, assigned_at_ms: int,
+    expires_at_ms: int,
+) -> None:  # fmt: skip
     if not request_id:
         raise InvalidArgument("claim needs the request_id it claims", field="claim")
     check_id(region, "claim.region")
-    for name, value in (("claim.created_at_ms", created_at_ms), ("claim.assigned_at_ms", assigned_at_ms)):
+    times = (
+        ("claim.created_at_ms", created_at_ms),
+        ("claim.assigned_at_ms", assigned_at_ms),
+        ("claim.expires_at_ms", expires_at_ms),
+    )
+    for name, value in times:
         if not 0 <= value < 1 << 48:
             raise InvalidArgument(f"{name} must be epoch milliseconds", field=name)
     if created_at_ms == 0:
         raise InvalidArgument("claim.created_at_ms is required", field="claim.created_at_ms")
+    if expires_at_ms <= created_at_ms:
+        raise InvalidArgument("claim.expires_at_ms must be after created_at_ms", field="claim.expires_at_ms")
     if not 1 <= len(fingerprint) <= 128:
         raise InvalidArgument("claim.fingerprint must be 1-128 chars", field="claim.fingerprint")
 

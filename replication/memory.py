@@ -249,7 +249,7 @@ class MemoryIdempotency:
         self, record: IdempotencyRecord, *, ttl_s: int, peer_regions: Sequence[str] = ()
     ) -> ClaimOutcome:
         peers = claims.check_claim(record, self._region, ttl_s, peer_regions)
-        earlier = await self.lookup(record.tenant, record.request_id, peers) if peers else []
+        earlier = await self.lookup(record.tenant, record.request_id, [*peers, self._region]) if peers else []
         if earlier:
             return claims.answer_existing(record, earlier[0])
         key = (record.tenant, record.request_id, record.region)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cellfed.v1 import cell_pb2, common_pb2, compute_pb2
 
@@ -96,18 +96,28 @@ class Creator:
         candidates: Sequence[Cell],
         why_none: str,
     ) -> common_pb2.Instance:
-        if not candidates:
-            self._outcome("refused")
-            raise ResourceExhausted(f"no cell can take this instance: {why_none}")
+        ask = _Ask(tenant, request, flavor)
+        if not candidates:  # no cell for a new instance; a replay still has the one its claim names
+            seen = await self._ledger.lookup(tenant, request.request_id, [*self._peers(), self._region])
+            if not seen:
+                self._outcome("refused")
+                raise ResourceExhausted(f"no cell can take this instance: {why_none}")
+            ours = replace(seen[0], region=self._region, fingerprint=fingerprint, created_at_ms=self._now())
+            # A different request under the same id is refused here as the claim would refuse it.
+            return await self._replay(ask, claims.answer_existing(ours, seen[0]).record, candidates)
         now = self._now()
         proposed = _mint(candidates[0], now)
         record = IdempotencyRecord(self._region, tenant, request.request_id, proposed, fingerprint, now)
         claim = await self._ledger.claim(record, ttl_s=self._ttl_s, peer_regions=self._peers())
-        ask = _Ask(tenant, request, flavor)
         if claim.won:
             return await self._walk(ask, claim.record, now, candidates)
-        # A replay: the claim names the instance and the one cell that may hold it.
-        current = claim.record
+        return await self._replay(ask, claim.record, candidates)
+
+    async def _replay(
+        self, ask: _Ask, current: IdempotencyRecord, candidates: Sequence[Cell]
+    ) -> common_pb2.Instance:
+        """The claim names the instance and the one cell that may hold it."""
+        tenant = ask.tenant
         try:
             found = await self._lookup(current.instance_id, tenant)
             self._outcome("replayed")
@@ -136,7 +146,7 @@ class Creator:
                 claim, assigned_at_ms = await self._move(claim, cell)
             try:
                 result: common_pb2.Instance = await self._cells.call(
-                    cell, "BuildInstance", ask.build(claim, assigned_at_ms), self._timeout_s
+                    cell, "BuildInstance", ask.build(claim, assigned_at_ms, self._ttl_s), self._timeout_s
                 )
             except SPILLS as exc:
                 if may_have_built(exc):
@@ -174,7 +184,9 @@ class _Ask:
     request: compute_pb2.CreateInstanceRequest
     flavor: Flavor
 
-    def build(self, claim: IdempotencyRecord, assigned_at_ms: int) -> cell_pb2.BuildInstanceRequest:
+    def build(
+        self, claim: IdempotencyRecord, assigned_at_ms: int, ttl_s: int
+    ) -> cell_pb2.BuildInstanceRequest:
         r = self.request
         return cell_pb2.BuildInstanceRequest(
             instance_id=claim.instance_id,
@@ -191,6 +203,7 @@ class _Ask:
                 created_at_ms=claim.created_at_ms,
                 fingerprint=claim.fingerprint,
                 assigned_at_ms=assigned_at_ms,
+                expires_at_ms=claim.created_at_ms + ttl_s * 1000,
             ),
         )
 

@@ -31,7 +31,9 @@ class CqlIdempotency(CqlTable):
         self, record: IdempotencyRecord, *, ttl_s: int, peer_regions: Sequence[str] = ()
     ) -> ClaimOutcome:
         peers = claims.check_claim(record, self._region, ttl_s, peer_regions)
-        earlier = await self.lookup(record.tenant, record.request_id, peers) if peers else []
+        # With peers, our own region's row is read beside theirs: a retry must get the oldest claim of all
+        # (replication.claims.oldest_first), which may be ours even when a peer's is visible too.
+        earlier = await self.lookup(record.tenant, record.request_id, [*peers, self._region]) if peers else []
         if earlier:
             return claims.answer_existing(record, earlier[0])
         r = record
