@@ -29,6 +29,7 @@ from cell.placement import HostView, Policy
 from cell.publisher import Publisher
 from cell.records import CellInstance, InstanceSpec, from_row, to_row
 from cell.request_claims import SweepSettings
+from fedrpc import failpoints
 from replication.cell_records import CellRecords, HostRow
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,8 @@ class CellController:
                     time.perf_counter() - started
                 )
             await self._persist(ready)
+            if isinstance(event, ev.BuildRequested):
+                failpoints.hit(f"cell.{self.settings.cell_id}.build-persisted")
             self.core.advance(ready)
         self._carry_out(ready)
         return ready
