@@ -95,12 +95,16 @@ class Creator:
         fingerprint: str,
         candidates: Sequence[Cell],
         why_none: str,
+        *,
+        transient: bool = False,
     ) -> common_pb2.Instance:
         ask = _Ask(tenant, request, flavor)
         if not candidates:  # no cell for a new instance; a replay still has the one its claim names
             seen = await self._ledger.lookup(tenant, request.request_id, [*self._peers(), self._region])
             if not seen:
                 self._outcome("refused")
+                if transient:  # cells that would fit are down or silent: retrying soon may work
+                    raise Unavailable(f"no cell can take this instance now: {why_none}")
                 raise ResourceExhausted(f"no cell can take this instance: {why_none}")
             ours = replace(seen[0], region=self._region, fingerprint=fingerprint, created_at_ms=self._now())
             # A different request under the same id is refused here as the claim would refuse it.

@@ -266,9 +266,11 @@ async def test_a_cell_killed_between_persisting_a_build_and_answering_is_not_bui
     arm("cell.par1-c1.build-persisted=kill")
     name = f"ghost{uuid.uuid4().hex[:8]}"
     request = create_request(name)
+    request.placement.site = "par1"
     try:
         with pytest.raises(errors.Unavailable) as err:
-            await client.create(request)
+            answered = await client.create(request)
+            raise AssertionError(f"answered, from {answered.cell}: {answered.instance_id}")
     finally:
         arm(None)
     assert "may have built" in (err.value.rpc_details or ""), err.value.rpc_details

@@ -159,3 +159,12 @@ async def test_a_replay_racing_the_index_returns_the_first_attempts_instance() -
 
 async def _instance_ids(records: MemoryCellRecords) -> set[str]:
     return {row.instance_id for row in await records.load_instances()}
+
+
+async def test_no_cell_up_is_unavailable_which_clients_retry_not_resource_exhausted() -> None:
+    async with Harness.running(SITES, cells()) as h:
+        for cell_id in list(h.cells):
+            await h.mark_down(cell_id)
+        err = await rpc_error(h.api("par1").CreateInstance(create_request("nowhere-up")))
+        assert err.code() == grpc.StatusCode.UNAVAILABLE, err.details()
+        assert "SUSPECT/OFFLINE" in (err.details() or "")
