@@ -21,10 +21,9 @@ from cell.validation import (
     check_names_this_cell,
     check_request_claim,
 )
-from fedlib.errors import CellfedError, InvalidArgument
+from fedlib.errors import InvalidArgument
 from fedrpc.flavors import flavor_from_proto
-from fedrpc.handlers import unary
-from fedrpc.status import abort_with
+from fedrpc.handlers import streaming, unary
 
 _PAGE_MAX = 500
 
@@ -148,17 +147,15 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
     ) -> common_pb2.Instance:
         return await self._act(request, lc.Reboot())
 
+    @streaming()
     async def WatchInstance(
         self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[common_pb2.InstanceEvent]:
-        try:
-            check_instance_ref(request.instance_id, request.tenant, tenant_required=False)
-            async for inst, reason in self._c.watch(request.instance_id, request.tenant):
-                event = common_pb2.InstanceEvent(instance=instance_to_proto(self._c, inst), reason=reason)
-                event.event_time.FromMilliseconds(inst.record.updated_ms)
-                yield event
-        except CellfedError as exc:
-            await abort_with(context, exc)
+        check_instance_ref(request.instance_id, request.tenant, tenant_required=False)
+        async for inst, reason in self._c.watch(request.instance_id, request.tenant):
+            event = common_pb2.InstanceEvent(instance=instance_to_proto(self._c, inst), reason=reason)
+            event.event_time.FromMilliseconds(inst.record.updated_ms)
+            yield event
 
     @unary()
     async def GetCellStatus(

@@ -146,13 +146,21 @@ async def fed(cassandra_cluster: Any, tmp_path_factory: pytest.TempPathFactory) 
 
 
 async def _subject(fed: Federation) -> Subject:
+    """An ACTIVE instance at the owner's site. After a fault the site may need a few seconds before it
+    can create again (its driver reconnecting to its DC's node): retried, bounded."""
     client = fed.client(OWNER, "admin")
-    inst = await client.create(
-        compute_pb2.CreateInstanceRequest(
-            request_id=uuid.uuid4().hex, display_name=f"subject{uuid.uuid4().hex[:6]}", flavor="m1.tiny",
-            image="debian-12",
-        )
+    request = compute_pb2.CreateInstanceRequest(
+        request_id=uuid.uuid4().hex, display_name=f"subject{uuid.uuid4().hex[:6]}", flavor="m1.tiny",
+        image="debian-12",
     )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            inst = await client.create(request)  # the same request id: a retry, never a second instance
+            break
+        except errors.Unavailable:
+            assert time.monotonic() < deadline, "the owner's site cannot create 30 s after the fault ended"
+            await asyncio.sleep(0.5)
     deadline = time.monotonic() + 60
     while (await client.get(inst.instance_id)).status != common_pb2.ACTIVE:
         assert time.monotonic() < deadline, "subject never became ACTIVE"
@@ -175,6 +183,24 @@ async def _until_seen_down(fed: Federation, watcher: str, cell: str) -> None:
             await asyncio.sleep(0.2)
     finally:
         await admin.close()
+
+
+async def _until_recovered(fed: Federation) -> None:
+    """After a heal: every router HEALTHY and every site's router able to place again (its capacity
+    summaries fresh: after its DC was down they arrive once the nodes see each other again)."""
+    await wait_ready(fed, timeout_s=90, healths=HEALTHY)
+    for site in (OWNER, OTHER):
+        admin = fed.client(site, "admin")
+        deadline = time.monotonic() + 90
+        try:
+            while True:
+                ex = await admin.explain(federation_pb2.ExplainPlacementRequest(flavor="m1.tiny"))
+                if sum(c.eligible for c in ex.candidates) == 3:
+                    break
+                assert time.monotonic() < deadline, f"{site} cannot place: {ex.summary}"
+                await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
 
 
 async def _until_hosts_down(fed: Federation, cell: str) -> None:
@@ -252,6 +278,7 @@ async def test_the_disconnection_matrix_is_what_the_product_does(
 ) -> None:
     results: dict[str, dict[str, dict[str, str]]] = {}
     owner_cell = f"{OWNER}-c1"
+    await _until_recovered(fed)
 
     subjects = {site: await _subject(fed) for site in (OWNER, OTHER)}
     fed.cut(OTHER)
@@ -260,7 +287,7 @@ async def test_the_disconnection_matrix_is_what_the_product_does(
         results["a"] = await _measure(fed, SCENARIOS[0], subjects)
     finally:
         fed.heal(OTHER)
-    await wait_ready(fed, timeout_s=90, healths=HEALTHY)
+    await _until_recovered(fed)
 
     subjects = {site: await _subject(fed) for site in (OWNER, OTHER)}
     fed.cut(OWNER)
@@ -269,7 +296,7 @@ async def test_the_disconnection_matrix_is_what_the_product_does(
         results["b"] = await _measure(fed, SCENARIOS[1], subjects)
     finally:
         fed.heal(OWNER)
-    await wait_ready(fed, timeout_s=90, healths=HEALTHY)
+    await _until_recovered(fed)
 
     subjects = {site: await _subject(fed) for site in (OWNER, OTHER)}
     cassandra_cluster.kill("ap-south")
@@ -277,7 +304,7 @@ async def test_the_disconnection_matrix_is_what_the_product_does(
         results["c"] = await _measure(fed, SCENARIOS[2], subjects)
     finally:
         await cassandra_cluster.restart("ap-south")
-    await wait_ready(fed, timeout_s=90, healths=HEALTHY)
+    await _until_recovered(fed)
 
     subjects = {site: await _subject(fed) for site in (OWNER, OTHER)}
     fed.kill(f"agent:{OWNER}-h1")
