@@ -5,6 +5,7 @@ process), and every call is counted by method, code and duration through the ser
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -69,6 +70,9 @@ def streaming() -> Callable[[Callable[..., AsyncIterator[R]]], Callable[..., Asy
             try:
                 async for item in fn(self, request, context):
                     yield item
+            except asyncio.CancelledError:  # the client went away (or its deadline passed) mid-stream
+                code = "CANCELLED"
+                raise
             except CellfedError as exc:
                 code = status_code_for(exc).name
                 await abort_with(context, exc)
