@@ -74,7 +74,7 @@ def due(instances: Sequence[CellInstance], now_ms: int, *, cursor: str, hot_ms: 
     """What a sweep does. Every instance whose claim is still alive is visited round-robin, `batch` per
     sweep in id order (checked and re-asserted), so a cell of any size costs a bounded number of reads
     and writes per sweep and still covers them all; young ones (built within `hot_ms`, when duplicates
-    arise) are also checked on every sweep, without the write."""
+    arise) are also checked on every sweep, without the write, the newest `batch` of them."""
     live = sorted(
         (i for i in instances if i.record.state not in _GOING and _claim_alive(i, now_ms)),
         key=lambda i: i.spec.instance_id,
@@ -84,6 +84,7 @@ def due(instances: Sequence[CellInstance], now_ms: int, *, cursor: str, hot_ms: 
     )[:batch]
     in_window = {i.spec.instance_id for i in window}
     hot = [i for i in live if now_ms - i.spec.created_ms <= hot_ms and i.spec.instance_id not in in_window]
+    hot = sorted(hot, key=lambda i: i.spec.created_ms, reverse=True)[:batch]  # a burst costs no more
     return Due(window + hot, frozenset(in_window), window[-1].spec.instance_id if window else "")
 
 

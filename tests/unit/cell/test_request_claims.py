@@ -93,3 +93,12 @@ def test_a_sweep_visits_every_live_claim_round_robin_and_the_young_every_time() 
 def test_a_sweep_of_a_cell_without_claims_does_nothing() -> None:
     d = due([], T0, cursor="", hot_ms=60_000, batch=50)
     assert (d.check, d.reassert, d.cursor) == ([], frozenset(), "")
+
+
+def test_a_burst_of_young_instances_costs_a_bounded_number_of_checks() -> None:
+    now = T0 + 100_000
+    burst = [inst(n, created=100_000 - n) for n in range(1, 200)]  # 199 built in the last 0.2 s
+    d = due(burst, now, cursor="", hot_ms=60_000, batch=10)
+    assert len(d.check) == 20 and len(d.reassert) == 10
+    newest = {i.spec.instance_id for i in burst[:10]}
+    assert newest <= {i.spec.instance_id for i in d.check}
