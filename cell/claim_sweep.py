@@ -1,7 +1,8 @@
-"""The cell's sweep over the request claims its instances answer: re-assert a claim its DC lacks, and
-remove an instance that lost to an older claim of the same request once the winner exists. The rules
-are cell.request_claims (pure); this reads the global keyspace (local DC only) and acts through the
-controller, like any delete."""
+"""The cell's sweep over the request claims its instances answer: write each claim again (round-robin,
+so every DC learns it), and remove an instance that lost to an older claim of the same request once the
+winner exists. The rules are cell.request_claims (pure); this reads the global keyspace (local DC only)
+and acts through the controller, like any delete. A pass that fails part-way (the store away) is picked
+up by the next one; the cursor has moved on, so the rest is covered on the next round."""
 
 from __future__ import annotations
 
