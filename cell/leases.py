@@ -29,7 +29,7 @@ import enum
 from dataclasses import dataclass
 
 from cell.hosts import HostState
-from fedlib.errors import FailedPrecondition
+from fedlib.errors import FailedPrecondition, InvalidArgument
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,13 @@ class LeaseSettings:
     lease_ms: int = 10_000  # how long one renewal holds (a heartbeat every second renews it)
     margin_ms: int = 2_000  # clock rate and delivery slack between the two sides (M above)
     fence_ms: int = 10_000  # how long an agent may take, after its lease ended, to stop its guests
+
+    def __post_init__(self) -> None:
+        for name in ("lease_ms", "fence_ms"):
+            if getattr(self, name) <= 0:
+                raise InvalidArgument(f"{name} must be > 0", field=name)
+        if self.margin_ms < 0:
+            raise InvalidArgument("margin_ms must be >= 0", field="margin_ms")
 
     def expires_ms(self, renewed_ms: int) -> int:
         return renewed_ms + self.lease_ms + self.margin_ms
