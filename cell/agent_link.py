@@ -46,9 +46,7 @@ class AgentLink:
             power = _DESIRED_POWER.get(inst.record.state)
             if power is not None and inst.record.host_id == host_id:
                 domain = agent_pb2.DesiredDomain(
-                    power=power,
-                    reboot_generation=reboot_generation(inst.record),
-                    generation=inst.record.generation,
+                    power=power, reboot_generation=reboot_generation(inst.record)
                 )
                 domain.spec.CopyFrom(self.spawn_spec(inst))
                 desired.domains.append(domain)
@@ -77,4 +75,5 @@ class AgentLink:
             user_data=spec.user_data,
             spec_version=1,
             cell=self._cell_id,
+            generation=inst.record.generation,
         )
