@@ -253,9 +253,12 @@ class ComputeAgent:
         """Fences on the agent's own clock, whatever the stream does (it may be stuck, or the process
         was frozen: the first check after waking finds the lease over)."""
         while True:
-            if self.lease.must_fence(self._now()):
-                await self.fence()
+            await self.check_lease()
             await asyncio.sleep(self.settings.fence_check_s)
+
+    async def check_lease(self) -> None:
+        if self.lease.must_fence(self._now()):
+            await self.fence()
 
     async def fence(self) -> None:
         """The lease ended: power off every guest of this cell (they stay defined) and forget the desired
@@ -287,8 +290,7 @@ class ComputeAgent:
     async def reconcile_once(self) -> None:
         """One level-triggered pass, only under the lease the desired set came with. Without a desired
         set from the controller nothing is touched."""
-        if self.lease.must_fence(self._now()):
-            await self.fence()
+        await self.check_lease()
         if self._desired is None or not self.lease.holds(self._now()):
             return
         async with self._reconcile_lock:
