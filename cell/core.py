@@ -390,7 +390,7 @@ class _Batch:
             if inst.record.state is lc.State.DELETED:
                 continue
             seen = domains.get(iid)
-            if seen is not None and seen.generation < inst.record.generation:
+            if seen is not None and 0 < seen.generation < inst.record.generation:
                 seen = None  # a stale copy (the host destroys it): the current one has no domain here
             power = seen.power if seen else lc.PowerState.NO_DOMAIN
             self.report(iid, host_id, lc.HostReported(power), f"host reports {power.value}")

@@ -41,7 +41,9 @@ class Observed:
 
     power: lc.PowerState
     reboot_generation: int = 0  # the newest reboot the host applied
-    generation: int = 1  # the instance generation in the domain's metadata (older: a stale copy)
+    # The instance generation in the domain's metadata (older than the record's: a stale copy). 0: not
+    # reported (an agent from before generations, which cannot tell): taken as current.
+    generation: int = 0
 
 
 @dataclass(frozen=True)

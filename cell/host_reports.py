@@ -68,9 +68,8 @@ class HostReports:
 
 def _powers(domains: Iterable[agent_pb2.ObservedDomain]) -> dict[str, ev.Observed]:
     return {
-        # Generation 0: an agent (or a domain) from before generations, which knew only the first.
         d.instance_id: ev.Observed(
-            _POWER.get(d.power, lc.PowerState.NO_DOMAIN), d.reboot_generation, d.generation or 1
+            _POWER.get(d.power, lc.PowerState.NO_DOMAIN), d.reboot_generation, d.generation
         )
         for d in domains
     }

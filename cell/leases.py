@@ -71,9 +71,14 @@ def lease_state(host: HostState, settings: LeaseSettings, now_ms: int) -> LeaseS
 
 
 def may_renew(host: HostState, generation: int, settings: LeaseSettings, now_ms: int) -> bool:
-    """A heartbeat renews the lease only while it is held and only under the generation it was granted
-    (0: an agent that predates leases renews whatever its stream holds). An expired lease is dead."""
-    if generation and generation != host.lease_generation:
+    """A heartbeat renews the lease only under the generation it was granted, and only while it is held:
+    an expired lease is dead, and the agent (which has fenced) connects again for a clean lease and
+    desired state. Generation 0 is an agent that predates leases (it never fences, so refusing it after
+    an expiry would protect nothing): it renews what its stream holds unless an evacuation revoked it,
+    which is what keeps a returning host from passing for the owner of instances it no longer has."""
+    if generation == 0:
+        return not host.lease_revoked
+    if generation != host.lease_generation:
         return False
     return lease_state(host, settings, now_ms) is LeaseState.HELD
 

@@ -59,8 +59,10 @@ class AgentLease:
         if seq == 0:
             self.generation = generation
         self.lease_ms, self.fence_ms = lease_ms, fence_ms
-        self.valid_until_ms = max(self.valid_until_ms, sent + lease_ms)
-        self.fenced = False
+        if sent + lease_ms <= self.valid_until_ms:
+            return False
+        self.valid_until_ms = sent + lease_ms
+        self.fenced = False  # renewed past its old end: fencing is due again when this one ends
         return True
 
     def lost(self) -> None:

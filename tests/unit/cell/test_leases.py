@@ -44,7 +44,9 @@ def test_a_revoked_lease_and_a_never_leased_host() -> None:
 def test_only_a_held_lease_of_the_current_generation_is_renewed() -> None:
     host = leased(1_000, generation=7)
     assert may_renew(host, 7, CONF, 1_000 + L + M)
-    assert may_renew(host, 0, CONF, 1_000)  # an agent from before leases renews what its stream holds
+    assert may_renew(host, 0, CONF, 1_000)  # an agent from before leases renews what its stream holds,
+    assert may_renew(host, 0, CONF, 1_000 + L + M + F + 1)  # even late (it does not fence anyway),
+    assert not may_renew(dataclasses.replace(host, lease_revoked=True), 0, CONF, 1_500)  # not once evacuated
     assert not may_renew(host, 6, CONF, 1_500)  # an older stream's heartbeat
     assert not may_renew(host, 7, CONF, 1_000 + L + M + 1)  # expired is dead: a new connection is needed
     assert not may_renew(dataclasses.replace(host, lease_revoked=True), 7, CONF, 1_500)
