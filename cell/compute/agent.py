@@ -173,6 +173,9 @@ class ComputeAgent:
         # The first report under a lease waits for the pass that removed stale copies (bounded by the
         # lease itself: the agent fences if that pass cannot finish in time, and reconnects).
         await self._ready.wait()
+        log.info(
+            "lease %d: ready, first report after the pass that removed stale copies", self.lease.generation
+        )
         while True:
             await outbound.put(agent_pb2.AgentMessage(heartbeat=await self._heartbeat()))
             await asyncio.sleep(self.settings.heartbeat_s)
