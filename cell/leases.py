@@ -34,9 +34,12 @@ from fedlib.errors import FailedPrecondition, InvalidArgument
 
 @dataclass(frozen=True)
 class LeaseSettings:
-    lease_ms: int = 10_000  # how long one renewal holds (a heartbeat every second renews it)
-    margin_ms: int = 2_000  # clock rate and delivery slack between the two sides (M above)
-    fence_ms: int = 10_000  # how long an agent may take, after its lease ended, to stop its guests
+    # How long one renewal holds (a heartbeat every second renews it). Long enough that a controller
+    # restart or a short blip does not power a whole cell's guests off: the agent cannot tell its
+    # controller being down from being cut off from it, and evacuation is manual anyway.
+    lease_ms: int = 30_000
+    margin_ms: int = 3_000  # clock rate and delivery slack between the two sides (M above)
+    fence_ms: int = 15_000  # how long an agent may take, after its lease ended, to stop its guests
 
     def __post_init__(self) -> None:
         for name in ("lease_ms", "fence_ms"):

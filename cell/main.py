@@ -62,12 +62,12 @@ def cell_cli() -> None:
     "--host-grace-s", default=3.0, show_default=True, help="Silence after which a host leaves placement."
 )
 @click.option("--build-timeout-s", default=120.0, show_default=True)
-@click.option("--lease-s", default=10.0, show_default=True, help="How long a host's lease renewal holds.")
+@click.option("--lease-s", default=30.0, show_default=True, help="How long a host's lease renewal holds.")
 @click.option(
-    "--lease-margin-s", default=2.0, show_default=True, help="Clock and delivery slack added to the lease."
+    "--lease-margin-s", default=3.0, show_default=True, help="Clock and delivery slack added to the lease."
 )
 @click.option(
-    "--fence-s", default=10.0, show_default=True, help="Time an agent has to stop its guests after its lease."
+    "--fence-s", default=15.0, show_default=True, help="Time an agent has to stop its guests after its lease."
 )
 def serve_command(**flags: Any) -> None:
     """Runs one cell controller until SIGTERM."""
@@ -78,7 +78,7 @@ def serve_command(**flags: Any) -> None:
 def cell_process(
     *, cell_id: str, site_id: str, region: str, listen: str, advertise: str | None, metrics_listen: str,
     contact_points: str, local_dc: str, global_keyspace: str, policy: str, host_grace_s: float,
-    build_timeout_s: float, lease_s: float = 10.0, lease_margin_s: float = 2.0, fence_s: float = 10.0,
+    build_timeout_s: float, lease_s: float = 30.0, lease_margin_s: float = 3.0, fence_s: float = 15.0,
 ) -> CellProcess:  # fmt: skip
     """The flags of `cell serve` (one keyword each), validated into one frozen value."""
     try:

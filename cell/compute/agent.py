@@ -56,8 +56,8 @@ class AgentSettings:
     orphan_grace_s: float = 600.0
     max_parallel: int = 8
     # Until the controller's first grant says otherwise: the lease an agent allows itself after start.
-    lease_s: float = 10.0
-    fence_s: float = 10.0
+    lease_s: float = 30.0
+    fence_s: float = 15.0
     fence_check_s: float = 0.2  # how often the watchdog looks at the lease
 
 

@@ -56,7 +56,7 @@ def agent_cli() -> None:
     show_default=True,
     help="Lease the agent allows itself before the controller's first grant (which then rules).",
 )
-@click.option("--fence-s", default=10.0, show_default=True, help="Likewise, the time to power off guests.")
+@click.option("--fence-s", default=15.0, show_default=True, help="Likewise, the time to power off guests.")
 @click.option(
     "--memory-hard-limit",
     type=click.Choice(["auto", "on", "off"]),
@@ -73,7 +73,7 @@ def serve_command(**flags: Any) -> None:
 def agent_process(
     *, host_id: str, cell_id: str, controller: str, libvirt_uri: str, state_dir: Path, vcpus: int,
     memory_mb: int, disk_gb: int, metrics_listen: str, reconcile_s: float, orphan_grace_s: float,
-    memory_hard_limit: str, lease_s: float = 10.0, fence_s: float = 10.0,
+    memory_hard_limit: str, lease_s: float = 30.0, fence_s: float = 15.0,
 ) -> AgentProcess:  # fmt: skip
     """The flags of `agent serve` (one keyword each) as one frozen value."""
     settings = AgentSettings(

@@ -53,9 +53,9 @@ async def test_a_silent_host_is_evacuated_once_fenced_and_its_instances_rebuilt_
         name = f"{CELL}/hosts/par1-h1"
         early = await rpc_error(fed.EvacuateHost(federation_pb2.EvacuateHostRequest(name=name)))
         assert early.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert "evacuation is allowed in 17.0s" in (early.details() or "")
-        await h.advance(10)
-        await h.advance(10)  # 25 s after the last renewal: lease 10 + margin 2 + fencing 10 have passed
+        assert "evacuation is allowed in 43.0s" in (early.details() or "")
+        for _ in range(3):
+            await h.advance(15)  # 50 s after the last renewal: lease 30 + margin 3 + fencing 15 have passed
         listed = {
             v.host: v for v in (await fed.ListHosts(federation_pb2.ListHostsRequest(parent=CELL))).hosts
         }
