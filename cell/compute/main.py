@@ -52,7 +52,7 @@ def agent_cli() -> None:
 @click.option("--orphan-grace-s", default=600.0, show_default=True)
 @click.option(
     "--lease-s",
-    default=10.0,
+    default=30.0,
     show_default=True,
     help="Lease the agent allows itself before the controller's first grant (which then rules).",
 )
