@@ -315,3 +315,12 @@ def test_never_two_hosts_run_one_instance_and_nothing_is_lost(
             w.apply(ev.EvacuationRequested(host_id, force=True, powered_off=True))
         w.check()
     w.check()
+
+
+def test_a_restarted_controller_counts_every_lease_as_renewed_at_its_start() -> None:
+    """It cannot know when the previous process last renewed: at most at its own start."""
+    core = CellCore.restore(CONF, [host("h1")], [], restored_at_ms=50_000)
+    assert core.lease_state("h1", 50_000 + 12_000) is LeaseState.HELD
+    with pytest.raises(FailedPrecondition, match=r"allowed in 10\.0s"):
+        core.step(ev.EvacuationRequested("h1"), 50_000 + 12_000)
+    assert core.lease_state("h1", 50_000 + FENCED_AFTER + 1) is LeaseState.FENCED
