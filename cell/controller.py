@@ -29,6 +29,8 @@ from cell.metrics import CellMetrics
 from cell.placement import HostView, Policy
 from cell.publisher import Publisher
 from cell.records import CellInstance, InstanceSpec, from_row, to_row
+from cell.request_claims import SweepSettings
+from fedrpc import failpoints
 from replication.cell_records import CellRecords, HostRow
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ class ControllerSettings:
     index_every_s: float = 30.0
     index_window_ms: int = 15 * 60_000
     leases: LeaseSettings = field(default_factory=LeaseSettings)  # host leases and fencing (cell.leases)
+    # Duplicates of one request id, settled by the cells (cell.request_claims).
+    claim_sweep: SweepSettings = field(default_factory=SweepSettings)
 
     def core(self) -> CoreSettings:
         return CoreSettings(self.cell_id, self.policy, self.host_grace_ms, self.build_timeout_ms, self.leases)
@@ -120,8 +124,8 @@ class CellController:
     async def build(self, spec: InstanceSpec) -> CellInstance:
         return _result(await self.handle(ev.BuildRequested(spec)))
 
-    async def request(self, instance_id: str, tenant: str, event: lc.Event) -> CellInstance:
-        return _result(await self.handle(ev.UserRequested(instance_id, tenant, event)))
+    async def request(self, instance_id: str, tenant: str, event: lc.Event, reason: str = "") -> CellInstance:
+        return _result(await self.handle(ev.UserRequested(instance_id, tenant, event, reason)))
 
     async def handle(self, event: ev.Event) -> ev.Ready:
         """One step: decide, persist, advance under the lock; then carry out the rest outside it."""
@@ -133,6 +137,8 @@ class CellController:
                     time.perf_counter() - started
                 )
             await self._persist(ready)
+            if isinstance(event, ev.BuildRequested):
+                failpoints.hit(f"cell.{self.settings.cell_id}.build-persisted")
             self.core.advance(ready)
         self._carry_out(ready)
         return ready

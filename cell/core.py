@@ -263,7 +263,7 @@ class _Batch:
                 raise Unavailable(
                     f"host {host_id} of instance {event.instance_id} is not reporting; try again later"
                 )
-        self.result = self.transition(inst, request, f"{request.kind} requested")
+        self.result = self.transition(inst, request, event.reason or f"{request.kind} requested")
 
     # -- what hosts report ----------------------------------------------------------------------------
     def host_connected(self, event: ev.HostConnected) -> None:

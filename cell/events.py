@@ -33,6 +33,7 @@ class UserRequested:
     instance_id: str
     tenant: str
     request: lc.Event
+    reason: str = ""  # for the action log, when the cell itself asks (default: "<kind> requested")
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,15 @@ from cell import host_admin
 from cell import lifecycle as lc
 from cell.controller import CellController
 from cell.convert import instance_to_proto
-from cell.records import InstanceSpec
+from cell.records import ClaimRef, InstanceSpec
 from cell.upkeep import capacity_summary
-from cell.validation import check_batch, check_build, check_instance_ref
+from cell.validation import (
+    check_batch,
+    check_build,
+    check_instance_ref,
+    check_names_this_cell,
+    check_request_claim,
+)
 from fedlib.errors import CellfedError, InvalidArgument
 from fedrpc.flavors import flavor_from_proto
 from fedrpc.handlers import unary
@@ -46,8 +52,17 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
             display_name=request.display_name, image=request.image, user_data=request.user_data,
             labels=labels, spread_group=request.spread_group,
         )  # fmt: skip
+        check_names_this_cell(request.instance_id, c.settings.cell_id)
         if not request.HasField("flavor"):
             raise InvalidArgument("flavor is required", field="flavor")
+        claim = None
+        if request.HasField("claim"):
+            cl = request.claim
+            check_request_claim(
+                request_id=request.request_id, region=cl.region, created_at_ms=cl.created_at_ms,
+                fingerprint=cl.fingerprint, assigned_at_ms=cl.assigned_at_ms, expires_at_ms=cl.expires_at_ms,
+            )  # fmt: skip
+            claim = ClaimRef(cl.region, cl.created_at_ms, cl.fingerprint, cl.assigned_at_ms, cl.expires_at_ms)
         spec = InstanceSpec(
             instance_id=request.instance_id,
             tenant=request.tenant,
@@ -59,6 +74,7 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
             labels=labels,
             request_id=request.request_id,
             spread_group=request.spread_group,
+            claim=claim,
         )
         return instance_to_proto(c, await c.build(spec))
 

@@ -34,7 +34,7 @@ class Placement(Protocol):
         hint: common_pb2.PlacementHint,
         from_site: str,
         group_sites: frozenset[str] = frozenset(),
-    ) -> tuple[list[Cell], str]: ...
+    ) -> tuple[list[Cell], str, bool]: ...
 
 
 class Groups(Protocol):
@@ -64,9 +64,11 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
         flavor = rq.check_create(request)
         group = request.placement.spread_group
         held = await self._groups.holding(tenant, group) if group else frozenset()
-        candidates, why = self._placement.candidates(flavor, request.placement, self._settings.site_id, held)
+        candidates, why, transient = self._placement.candidates(
+            flavor, request.placement, self._settings.site_id, held
+        )
         created = await self._creator.create(
-            tenant, request, flavor, rq.fingerprint(request), candidates, why
+            tenant, request, flavor, rq.fingerprint(request), candidates, why, transient=transient
         )
         if group:
             self._groups.remember(tenant, group, created.site)

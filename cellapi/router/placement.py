@@ -70,9 +70,11 @@ class Placement:
         hint: common_pb2.PlacementHint,
         from_site: str,
         group_sites: frozenset[str] = frozenset(),
-    ) -> tuple[list[Cell], str]:
+    ) -> tuple[list[Cell], str, bool]:
+        """The cells to try in order; when there are none, why, and whether that may pass by itself."""
         explanation = self.explain(flavor, hint, from_site, group_sites)
-        return [r.cell for r in explanation.candidates if r.eligible], explanation.summary
+        eligible = [r.cell for r in explanation.candidates if r.eligible]
+        return eligible, explanation.summary, explanation.transient
 
     def _candidates(self, measured: bool) -> list[Candidate]:
         snap = self._directory.snapshot
