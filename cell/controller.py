@@ -24,6 +24,7 @@ from cell import lifecycle as lc
 from cell.agent_link import AgentLink
 from cell.core import CellCore, CoreSettings
 from cell.hosts import HostState
+from cell.leases import LeaseSettings
 from cell.metrics import CellMetrics
 from cell.placement import HostView, Policy
 from cell.publisher import Publisher
@@ -51,11 +52,12 @@ class ControllerSettings:
     # Re-assert of the index and listing rows of instances changed within the window (see upkeep).
     index_every_s: float = 30.0
     index_window_ms: int = 15 * 60_000
+    leases: LeaseSettings = field(default_factory=LeaseSettings)  # host leases and fencing (cell.leases)
     # Duplicates of one request id, settled by the cells (cell.request_claims).
     claim_sweep: SweepSettings = field(default_factory=SweepSettings)
 
     def core(self) -> CoreSettings:
-        return CoreSettings(self.cell_id, self.policy, self.host_grace_ms, self.build_timeout_ms)
+        return CoreSettings(self.cell_id, self.policy, self.host_grace_ms, self.build_timeout_ms, self.leases)
 
 
 class CellController:
@@ -86,7 +88,7 @@ class CellController:
         ]  # fmt: skip
         instances = [from_row(row) for row in await self._records.load_instances()]
         drained = self.core.drained
-        self.core = CellCore.restore(self.settings.core(), hosts, instances)
+        self.core = CellCore.restore(self.settings.core(), hosts, instances, self._now())
         self.core.drained = drained
         for inst in instances:
             if inst.record.state is not lc.State.DELETED:
@@ -157,6 +159,10 @@ class CellController:
                 log.warning("action log queue full; dropping a line for %s", entry.instance_id)
         for inst in ready.publish:
             self._publisher.instance_changed(inst)
+        for grant in ready.leases:  # before any desired state: the agent acts only under a lease
+            self.agents.lease(grant, self.settings.leases)
+        for host_id in ready.lease_lost:
+            self.agents.lease_lost(host_id, "the lease expired, was revoked or is not current")
         for host_id in ready.desired_for:
             self.push_desired(host_id, ready.now_ms)
         for failure in ready.failures:
@@ -167,7 +173,9 @@ class CellController:
             )
 
     def push_desired(self, host_id: str, now_ms: int) -> None:
-        self.agents.desired_state(host_id, self.core.on_host(host_id), now_ms)
+        self.agents.desired_state(
+            host_id, self.core.on_host(host_id), now_ms, self.core.superseded_for(host_id)
+        )
 
     async def write_action_log(self) -> None:
         """Runs for the controller's life: the action log is written here, never on the request path."""

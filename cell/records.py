@@ -59,6 +59,7 @@ def to_row(inst: CellInstance) -> InstanceRow:
         "request_id": spec.request_id,
         "spread_group": spec.spread_group,
         "holds_claim": inst.holds_claim,
+        "generation": rec.generation,
     }
     if spec.claim is not None:
         extra["request_claim"] = asdict(spec.claim)
@@ -96,5 +97,6 @@ def from_row(row: InstanceRow) -> CellInstance:
         claim=ClaimRef(**extra["request_claim"]) if "request_claim" in extra else None,
     )
     fault = Fault(row.fault_code, row.fault_message) if row.fault_code else None
-    record = Instance(row.instance_id, row.host_id, State(row.status), row.version, row.updated_ms, fault)
+    record = Instance(row.instance_id, row.host_id, State(row.status), row.version, row.updated_ms, fault,
+                      int(extra.get("generation", 1)))  # fmt: skip
     return CellInstance(spec, record, bool(extra.get("holds_claim", False)))

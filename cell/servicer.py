@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 from cellfed.v1 import cell_pb2, cell_pb2_grpc, common_pb2
 
+from cell import host_admin
 from cell import lifecycle as lc
 from cell.controller import CellController
 from cell.convert import instance_to_proto
@@ -171,6 +172,25 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
         # Routers learn it from the directory (their next refresh): they stop offering the cell.
         await self._on_drained(request.drained)
         return self._status()
+
+    # -- host operations (cell.host_admin) ------------------------------------------------------------
+    @unary()
+    async def ListHosts(
+        self, request: cell_pb2.ListCellHostsRequest, context: grpc.aio.ServicerContext
+    ) -> cell_pb2.ListCellHostsResponse:
+        return host_admin.list_hosts(self._c)
+
+    @unary()
+    async def SetHostDisabled(
+        self, request: cell_pb2.SetHostDisabledRequest, context: grpc.aio.ServicerContext
+    ) -> cell_pb2.HostDetail:
+        return await host_admin.set_disabled(self._c, request)
+
+    @unary()
+    async def EvacuateHost(
+        self, request: cell_pb2.CellEvacuateHostRequest, context: grpc.aio.ServicerContext
+    ) -> cell_pb2.CellEvacuateHostResponse:
+        return await host_admin.evacuate(self._c, request)
 
     def _status(self) -> cell_pb2.CellStatus:
         c = self._c

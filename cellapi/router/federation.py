@@ -19,6 +19,7 @@ from cellfed.v1 import cell_pb2, common_pb2, federation_pb2, federation_pb2_grpc
 from cellapi.router import requests as rq
 from cellapi.router.cell_clients import CellClients
 from cellapi.router.directory import Directory
+from cellapi.router.host_ops import HostOps
 from cellapi.router.peers import rtt_of
 from cellapi.router.placement import Placement
 from cellapi.router.prober import Prober, cell_target, router_target
@@ -43,6 +44,7 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
     ) -> None:
         self._settings, self._directory, self._prober = settings, directory, prober
         self._placement, self._cells, self._now, self.count_request = placement, cells, clock_ms, count
+        self._hosts = HostOps(directory, cells, settings.cell_timeout_s)
 
     @unary()
     async def ListSites(
@@ -200,6 +202,31 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
         self, request: federation_pb2.DrainCellRequest, context: grpc.aio.ServicerContext
     ) -> federation_pb2.CellView:
         return await self._drain(request, False)
+
+    # -- compute hosts, forwarded to their cell (cellapi.router.host_ops) -------------------------------
+    @unary()
+    async def ListHosts(
+        self, request: federation_pb2.ListHostsRequest, context: grpc.aio.ServicerContext
+    ) -> federation_pb2.ListHostsResponse:
+        return await self._hosts.list(request.parent)
+
+    @unary()
+    async def DisableHost(
+        self, request: federation_pb2.HostRequest, context: grpc.aio.ServicerContext
+    ) -> federation_pb2.HostView:
+        return await self._hosts.set_disabled(request, True)
+
+    @unary()
+    async def EnableHost(
+        self, request: federation_pb2.HostRequest, context: grpc.aio.ServicerContext
+    ) -> federation_pb2.HostView:
+        return await self._hosts.set_disabled(request, False)
+
+    @unary()
+    async def EvacuateHost(
+        self, request: federation_pb2.EvacuateHostRequest, context: grpc.aio.ServicerContext
+    ) -> federation_pb2.EvacuateHostResponse:
+        return await self._hosts.evacuate(request)
 
     @unary()
     async def GetRttMatrix(
