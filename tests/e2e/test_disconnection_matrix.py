@@ -41,6 +41,15 @@ class Subject:
 
     instance_id: str
     owner_cell: str
+    host: str
+
+    @property
+    def cell_name(self) -> str:
+        return f"sites/{OWNER}/cells/{self.owner_cell}"
+
+    @property
+    def host_name(self) -> str:
+        return f"{self.cell_name}/hosts/{self.host}"
 
 
 Call = Callable[[Client, Subject], Awaitable[Any]]
@@ -69,9 +78,14 @@ async def _watch(c: Client, s: Subject) -> Any:
 
 
 async def _drain_undrain(c: Client, s: Subject) -> Any:
-    name = f"sites/{OWNER}/cells/{s.owner_cell}"
-    view = await c.drain(name, "disconnection matrix")
-    await c.undrain(name)
+    view = await c.drain(s.cell_name, "disconnection matrix")
+    await c.undrain(s.cell_name)
+    return view
+
+
+async def _disable_enable(c: Client, s: Subject) -> Any:
+    view = await c.set_host_disabled(s.host_name, True, "disconnection matrix")
+    await c.set_host_disabled(s.host_name, False)
     return view
 
 
@@ -92,6 +106,9 @@ CALLS: list[tuple[str, Call]] = [
     ),
     ("DrainCell + UndrainCell of the owner's cell (admin)", _drain_undrain),
     ("GetRttMatrix (admin)", lambda c, s: c.rtt_matrix()),
+    ("ListHosts of the owner's cell (admin)", lambda c, s: c.hosts(s.cell_name)),
+    ("DisableHost + EnableHost of the instance's host (admin)", _disable_enable),
+    ("EvacuateHost of the instance's host, not forced (admin)", lambda c, s: c.evacuate_host(s.host_name)),
 ]
 
 
@@ -135,7 +152,9 @@ SCENARIOS = [
     Scenario("a", "(a) the caller's own site (par1) is cut off from the others", "sin1"),
     Scenario("b", "(b) the owner's site (sin1) is cut off from the others", "sin1"),
     Scenario("c", "(c) the owner's Cassandra DC (ap-south) is down", "sin1"),
-    Scenario("d", "(d) the instance's compute host is unreachable (its agent is down)", "sin1"),
+    Scenario(
+        "d", "(d) the instance's compute host is fenced (its agent gone past lease and fencing)", "sin1"
+    ),
 ]
 
 
@@ -167,7 +186,7 @@ async def _subject(fed: Federation) -> Subject:
         await asyncio.sleep(0.2)
     await client.close()
     assert inst.site == OWNER
-    return Subject(inst.instance_id, inst.cell)
+    return Subject(inst.instance_id, inst.cell, inst.host)
 
 
 async def _until_seen_down(fed: Federation, watcher: str, cell: str) -> None:
@@ -203,18 +222,18 @@ async def _until_recovered(fed: Federation) -> None:
             await admin.close()
 
 
-async def _until_hosts_down(fed: Federation, cell: str) -> None:
-    """Waits (bounded) until the owner's router sees `cell` with no host up (its summary says so)."""
+async def _until_fenced(fed: Federation, subject: Subject) -> None:
+    """Waits (bounded: lease + margin + fencing, 48 s by default, and some) until the owner's cell holds
+    the instance's host FENCED: its agent has stopped its guests, if it lives, and evacuation is allowed."""
     admin = fed.client(OWNER, "admin")
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     try:
         while True:
-            sites = await admin.sites()
-            views = [c for site in sites.sites for c in site.cells if c.cell == cell]
-            if views and views[0].capacity.hosts_up == 0:
+            hosts = {h.host: h for h in (await admin.hosts(subject.cell_name)).hosts}
+            if hosts[subject.host].lease_state == "FENCED":
                 return
-            assert time.monotonic() < deadline, f"{cell} still reports a host up"
-            await asyncio.sleep(0.2)
+            assert time.monotonic() < deadline, f"{subject.host} is {hosts[subject.host].lease_state}"
+            await asyncio.sleep(0.5)
     finally:
         await admin.close()
 
@@ -308,7 +327,7 @@ async def test_the_disconnection_matrix_is_what_the_product_does(
 
     subjects = {site: await _subject(fed) for site in (OWNER, OTHER)}
     fed.kill(f"agent:{OWNER}-h1")
-    await _until_hosts_down(fed, owner_cell)
+    await _until_fenced(fed, subjects[OWNER])
     results["d"] = await _measure(fed, SCENARIOS[3], subjects)
 
     table = render(results)
