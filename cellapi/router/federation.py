@@ -155,6 +155,7 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
         self, request: federation_pb2.ExplainPlacementRequest, context: grpc.aio.ServicerContext
     ) -> federation_pb2.PlacementExplanation:
         flavor = resolve_flavor(request.flavor)
+        rq.check_placement(request.placement)
         ex = self._placement.explain(flavor, request.placement, request.from_site or self._settings.site_id)
         out = federation_pb2.PlacementExplanation(
             chosen_cell=ex.chosen.cell.cell_id if ex.chosen else "", summary=f"{ex.reference}: {ex.summary}"

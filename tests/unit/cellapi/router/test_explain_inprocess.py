@@ -1,0 +1,42 @@
+"""ExplainPlacement checks a request as create does: it never explains what create would refuse, and its
+errors name the field the caller sent (never an internal one)."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from cellfed.v1 import common_pb2, federation_pb2
+
+from tests.inprocess.harness import SITES, Harness, cells
+from tests.unit.cellapi.router.test_hosts_inprocess import federation, rpc_error
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (federation_pb2.ExplainPlacementRequest(flavor="m1.tiny", from_site="atlantis"), "from_site"),
+        (federation_pb2.ExplainPlacementRequest(flavor="m1.tiny", from_site="par1\n"), "from_site"),
+        (
+            federation_pb2.ExplainPlacementRequest(
+                flavor="m1.tiny", placement=common_pb2.PlacementHint(spread_group="Bad Group!")
+            ),
+            "placement.spread_group",
+        ),
+        (
+            federation_pb2.ExplainPlacementRequest(
+                flavor="m1.tiny", placement=common_pb2.PlacementHint(region="eu-west\n")
+            ),
+            "placement.region",
+        ),
+        (federation_pb2.ExplainPlacementRequest(flavor="m9.huge"), "flavor"),
+    ],
+    ids=["unknown-site", "site-newline", "bad-group", "region-newline", "unknown-flavor"],
+)
+async def test_explain_refuses_what_create_refuses_naming_the_field(
+    request_: federation_pb2.ExplainPlacementRequest, field: str
+) -> None:
+    async with Harness.running(SITES, cells()) as h:
+        err = await rpc_error(federation(h).ExplainPlacement(request_))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in (err.details() or ""), err.details()
+        assert "router_endpoint" not in (err.details() or "")
