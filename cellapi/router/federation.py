@@ -19,14 +19,14 @@ from cellfed.v1 import cell_pb2, common_pb2, federation_pb2, federation_pb2_grpc
 from cellapi.router import requests as rq
 from cellapi.router.cell_clients import CellClients
 from cellapi.router.directory import Directory
-from cellapi.router.host_ops import HostOps
+from cellapi.router.host_ops import HostOps, parse_cell
 from cellapi.router.peers import rtt_of
 from cellapi.router.placement import Placement
 from cellapi.router.prober import Prober, cell_target, router_target
 from cellapi.router.settings import RouterSettings
 from cellapi.router.site_reports import freshest_by_site, matrix_row, site_traffic
 from fedlib.catalog import resolve_flavor
-from fedlib.errors import InvalidArgument, NotFound
+from fedlib.errors import NotFound
 from fedrpc.handlers import unary
 from replication.model import CellState
 
@@ -180,13 +180,9 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
     async def _drain(
         self, request: federation_pb2.DrainCellRequest, drained: bool
     ) -> federation_pb2.CellView:
-        parts = request.name.split("/")
-        cell_id = parts[3] if len(parts) == 4 and parts[0] == "sites" and parts[2] == "cells" else ""
-        cell = self._directory.snapshot.cells.get(cell_id)
-        if cell is None:
-            raise InvalidArgument(
-                f"name {request.name!r} is not a known cell ('sites/<site>/cells/<cell>')", field="name"
-            )
+        # The site in the name must be the cell's own: sites/nyc1/cells/par1-c1 names no cell.
+        cell = parse_cell(request.name, self._directory, field="name")
+        cell_id = cell.cell_id
         req = cell_pb2.SetCellDrainedRequest(drained=drained, reason=request.reason)
         await self._cells.call(cell, "SetCellDrained", req, self._settings.cell_timeout_s)
         await self._directory.refresh()  # the cell published its new state: show it (and place by it) now

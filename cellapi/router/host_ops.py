@@ -12,6 +12,7 @@ from cellfed.v1 import cell_pb2, federation_pb2
 from cellapi.router.cell_clients import CellClients
 from cellapi.router.directory import Directory
 from fedlib.errors import InvalidArgument, NotFound
+from fedlib.names import shown
 from replication.model import Cell
 
 
@@ -30,11 +31,11 @@ def parse_cell(name: str, directory: Directory, field: str = "parent") -> Cell:
     parts = name.split("/")
     if len(parts) != 4 or parts[0] != "sites" or parts[2] != "cells":
         raise InvalidArgument(
-            f"{field} {name!r} is not a cell name ('sites/<site>/cells/<cell>')", field=field
+            f"{field} {shown(name)} is not a cell name ('sites/<site>/cells/<cell>')", field=field
         )
     cell = directory.snapshot.cells.get(parts[3])
     if cell is None or cell.site_id != parts[1]:
-        raise NotFound(f"cell {name!r} not found", field=field)
+        raise NotFound(f"{field} {shown(name)} names no known cell", field=field)
     return cell
 
 
@@ -42,7 +43,7 @@ def parse_host(name: str, directory: Directory) -> tuple[Cell, HostName]:
     parts = name.split("/")
     if len(parts) != 6 or parts[0] != "sites" or parts[2] != "cells" or parts[4] != "hosts" or not parts[5]:
         raise InvalidArgument(
-            f"name {name!r} is not a host name ('sites/<site>/cells/<cell>/hosts/<host>')", field="name"
+            f"name {shown(name)} is not a host name ('sites/<site>/cells/<cell>/hosts/<host>')", field="name"
         )
     cell = parse_cell("/".join(parts[:4]), directory, field="name")
     return cell, HostName(parts[1], parts[3], parts[5])

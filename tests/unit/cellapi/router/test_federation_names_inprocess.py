@@ -1,5 +1,6 @@
-"""ExplainPlacement checks a request as create does: it never explains what create would refuse, and its
-errors name the field the caller sent (never an internal one)."""
+"""Federation API requests are checked as their Compute API twins are: ExplainPlacement refuses what
+create refuses, DrainCell needs the cell's own site in its name, and errors name the field sent (never
+an internal one)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,21 @@ async def test_explain_refuses_what_create_refuses_naming_the_field(
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert field in (err.details() or ""), err.details()
         assert "router_endpoint" not in (err.details() or "")
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("sites/nyc1/cells/par1-c1", grpc.StatusCode.NOT_FOUND),  # the cell is par1's: no such cell here
+        ("sites/par1/cells/nope-c1", grpc.StatusCode.NOT_FOUND),
+        ("cells/par1-c1", grpc.StatusCode.INVALID_ARGUMENT),
+        ("sites/par1/cells/" + "x" * 5_000, grpc.StatusCode.NOT_FOUND),
+    ],
+)
+async def test_drain_needs_the_cells_own_site_in_its_name(name: str, code: grpc.StatusCode) -> None:
+    async with Harness.running(SITES, cells()) as h:
+        err = await rpc_error(federation(h).DrainCell(federation_pb2.DrainCellRequest(name=name)))
+        assert err.code() == code and "name" in (err.details() or "")
+        assert len(err.details() or "") < 400  # the bad value is not echoed whole
+        status = await h.cells["par1-c1"].status()
+        assert not status.drained  # nothing was drained
