@@ -172,6 +172,9 @@ async def _subject(fed: Federation) -> Subject:
         request_id=uuid.uuid4().hex, display_name=f"subject{uuid.uuid4().hex[:6]}", flavor="m1.tiny",
         image="debian-12",
     )  # fmt: skip
+    # Only the owner's cell will do (a cell still reconnecting to its DC refuses, and the router would
+    # rightly spill elsewhere): the region holds that one cell.
+    request.placement.site, request.placement.stay_in_region = OWNER, True
     deadline = time.monotonic() + 30
     while True:
         try:
