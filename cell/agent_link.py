@@ -4,11 +4,13 @@ The controller never builds protobufs itself; the hub only moves them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from cellfed.v1 import agent_pb2
 
 from cell.agent_hub import AgentHub
+from cell.events import LeaseGrant
+from cell.leases import LeaseSettings
 from cell.lifecycle import State, reboot_generation
 from cell.records import CellInstance
 from fedrpc.flavors import flavor_to_proto
@@ -31,17 +33,37 @@ class AgentLink:
         self._hub = hub
         self._cell_id = cell_id
 
-    def desired_state(self, host_id: str, instances: Iterable[CellInstance], now_ms: int) -> bool:
+    def desired_state(
+        self,
+        host_id: str,
+        instances: Iterable[CellInstance],
+        now_ms: int,
+        superseded: Sequence[tuple[str, int]] = (),
+    ) -> bool:
         desired = agent_pb2.DesiredState()
         desired.generated_at.FromMilliseconds(now_ms)
         for inst in instances:
             power = _DESIRED_POWER.get(inst.record.state)
             if power is not None and inst.record.host_id == host_id:
-                generation = reboot_generation(inst.record)
-                domain = agent_pb2.DesiredDomain(power=power, reboot_generation=generation)
+                domain = agent_pb2.DesiredDomain(
+                    power=power, reboot_generation=reboot_generation(inst.record)
+                )
                 domain.spec.CopyFrom(self.spawn_spec(inst))
                 desired.domains.append(domain)
+        for instance_id, generation in superseded:
+            desired.superseded.add(instance_id=instance_id, generation=generation)
         return self._hub.send(host_id, agent_pb2.ControllerMessage(desired=desired))
+
+    def lease(self, grant: LeaseGrant, settings: LeaseSettings) -> bool:
+        lease = agent_pb2.Lease(
+            generation=grant.generation, seq=grant.seq, lease_ms=settings.lease_ms, fence_ms=settings.fence_ms
+        )
+        return self._hub.send(grant.host_id, agent_pb2.ControllerMessage(lease=lease))
+
+    def lease_lost(self, host_id: str, reason: str) -> bool:
+        return self._hub.send(
+            host_id, agent_pb2.ControllerMessage(lease_lost=agent_pb2.LeaseLost(reason=reason))
+        )
 
     def spawn_spec(self, inst: CellInstance) -> agent_pb2.SpawnDomain:
         spec = inst.spec
@@ -53,4 +75,5 @@ class AgentLink:
             user_data=spec.user_data,
             spec_version=1,
             cell=self._cell_id,
+            generation=inst.record.generation,
         )

@@ -13,6 +13,7 @@ from cellfed.v1 import agent_pb2_grpc, cell_pb2_grpc
 from cell import upkeep
 from cell.agent_hub import AgentHub
 from cell.agent_link import AgentLink
+from cell.claim_sweep import ClaimSweep
 from cell.controller import CellController, ControllerSettings
 from cell.host_reports import HostReports
 from cell.metrics import CellMetrics
@@ -35,6 +36,7 @@ class RunningCell:
     publisher: Publisher
     server: RunningServer
     reasserter: Reasserter | None = None
+    claims: ClaimSweep | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -113,6 +115,11 @@ async def start_cell(
         on_sweep=metrics.reassert_sweep_seconds.labels(settings.cell_id).observe,
     )  # fmt: skip
     running.reasserter = reasserter
+
+    async def regions() -> list[str]:
+        return sorted({site.region for site in await store.directory.list_sites()})
+
+    sweep = running.claims = ClaimSweep(c, store.idempotency, store.index, regions, settings.claim_sweep)
     running.tasks = [
         asyncio.create_task(coro)
         for coro in (
@@ -126,6 +133,7 @@ async def start_cell(
             every(settings.directory_every_s, publish_state, "directory re-assert"),
             reasserter.run(),
             every(1.0, lambda: upkeep.refresh_gauges(c), "gauges"),
+            every(settings.claim_sweep.every_s, sweep.sweep, "request claim sweep"),
         )
     ]
     return running

@@ -17,17 +17,20 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cell import events as ev
 from cell import lifecycle as lc
 from cell.agent_link import AgentLink
 from cell.core import CellCore, CoreSettings
 from cell.hosts import HostState
+from cell.leases import LeaseSettings
 from cell.metrics import CellMetrics
 from cell.placement import HostView, Policy
 from cell.publisher import Publisher
 from cell.records import CellInstance, InstanceSpec, from_row, to_row
+from cell.request_claims import SweepSettings
+from fedrpc import failpoints
 from replication.cell_records import CellRecords, HostRow
 
 log = logging.getLogger(__name__)
@@ -50,9 +53,12 @@ class ControllerSettings:
     # period, never faster than the rate limit (rows/s).
     reassert_period_s: float = 300.0
     reassert_rows_per_s: float = 200.0
+    leases: LeaseSettings = field(default_factory=LeaseSettings)  # host leases and fencing (cell.leases)
+    # Duplicates of one request id, settled by the cells (cell.request_claims).
+    claim_sweep: SweepSettings = field(default_factory=SweepSettings)
 
     def core(self) -> CoreSettings:
-        return CoreSettings(self.cell_id, self.policy, self.host_grace_ms, self.build_timeout_ms)
+        return CoreSettings(self.cell_id, self.policy, self.host_grace_ms, self.build_timeout_ms, self.leases)
 
 
 class CellController:
@@ -83,7 +89,7 @@ class CellController:
         ]  # fmt: skip
         instances = [from_row(row) for row in await self._records.load_instances()]
         drained = self.core.drained
-        self.core = CellCore.restore(self.settings.core(), hosts, instances)
+        self.core = CellCore.restore(self.settings.core(), hosts, instances, self._now())
         self.core.drained = drained
         for inst in instances:
             if inst.record.state is not lc.State.DELETED:
@@ -119,8 +125,8 @@ class CellController:
     async def build(self, spec: InstanceSpec) -> CellInstance:
         return _result(await self.handle(ev.BuildRequested(spec)))
 
-    async def request(self, instance_id: str, tenant: str, event: lc.Event) -> CellInstance:
-        return _result(await self.handle(ev.UserRequested(instance_id, tenant, event)))
+    async def request(self, instance_id: str, tenant: str, event: lc.Event, reason: str = "") -> CellInstance:
+        return _result(await self.handle(ev.UserRequested(instance_id, tenant, event, reason)))
 
     async def handle(self, event: ev.Event) -> ev.Ready:
         """One step: decide, persist, advance under the lock; then carry out the rest outside it."""
@@ -132,6 +138,8 @@ class CellController:
                     time.perf_counter() - started
                 )
             await self._persist(ready)
+            if isinstance(event, ev.BuildRequested):
+                failpoints.hit(f"cell.{self.settings.cell_id}.build-persisted")
             self.core.advance(ready)
         self._carry_out(ready)
         return ready
@@ -152,6 +160,10 @@ class CellController:
                 log.warning("action log queue full; dropping a line for %s", entry.instance_id)
         for inst in ready.publish:
             self._publisher.instance_changed(inst)
+        for grant in ready.leases:  # before any desired state: the agent acts only under a lease
+            self.agents.lease(grant, self.settings.leases)
+        for host_id in ready.lease_lost:
+            self.agents.lease_lost(host_id, "the lease expired, was revoked or is not current")
         for host_id in ready.desired_for:
             self.push_desired(host_id, ready.now_ms)
         for failure in ready.failures:
@@ -162,7 +174,9 @@ class CellController:
             )
 
     def push_desired(self, host_id: str, now_ms: int) -> None:
-        self.agents.desired_state(host_id, self.core.on_host(host_id), now_ms)
+        self.agents.desired_state(
+            host_id, self.core.on_host(host_id), now_ms, self.core.superseded_for(host_id)
+        )
 
     async def write_action_log(self) -> None:
         """Runs for the controller's life: the action log is written here, never on the request path."""

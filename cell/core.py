@@ -14,14 +14,15 @@ at 10,000 hosts costs one placement pass and no view construction.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from cell import events as ev
 from cell import lifecycle as lc
 from cell.hosts import HostState, HostTable, is_up
+from cell.leases import LeaseSettings, LeaseState, check_evacuation, lease_state, may_renew, next_generation
 from cell.placement import CapacityLedger, Claim, HostCapacity, HostView, PlacementRequest, Policy, place
 from cell.records import CellInstance
-from fedlib.errors import AlreadyExists, NotFound, Unavailable
+from fedlib.errors import AlreadyExists, NotFound, ResourceExhausted, Unavailable
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class CoreSettings:
     policy: Policy = Policy.SPREAD
     host_grace_ms: int = 3_000  # fast detection: out of placement after this much silence
     build_timeout_ms: int = 120_000
+    leases: LeaseSettings = field(default_factory=LeaseSettings)
 
 
 class CellCore:
@@ -42,15 +44,23 @@ class CellCore:
         self._views: dict[str, HostView] = {}
         self._on_host: dict[str, set[str]] = {}  # host id -> ids of instances placed there
         self._building: set[str] = set()  # ids in BUILDING: what a tick checks for timeouts
+        self._superseded: dict[str, int] = {}  # id -> generation, for instances evacuated at least once
 
     @classmethod
     def restore(
-        cls, settings: CoreSettings, hosts: Iterable[HostState], instances: Iterable[CellInstance]
+        cls,
+        settings: CoreSettings,
+        hosts: Iterable[HostState],
+        instances: Iterable[CellInstance],
+        restored_at_ms: int = 0,
     ) -> CellCore:
         """The core as the cell keyspace describes it (after a restart, which may have been a SIGKILL at
-        any point). Hosts read as down until their agents connect again."""
+        any point). Hosts read as down until their agents connect again. Leases are not stored: every
+        host counts as renewed at `restored_at_ms` (cell.leases: a restart delays evacuation, never
+        hastens it)."""
         core = cls(settings)
-        hosts, instances = list(hosts), list(instances)
+        hosts = [replace(h, lease_renewed_ms=restored_at_ms) for h in hosts]
+        instances = list(instances)
         for host in hosts:
             core.hosts.upsert(host)
         claims = [
@@ -108,14 +118,18 @@ class CellCore:
         elif isinstance(event, ev.HostConnected):
             batch.host_connected(event)
         elif isinstance(event, ev.HostHeartbeat):
-            batch.seen(event.host_id)
-            batch.observe(event.host_id, event.domains, event.failures)
+            batch.heartbeat(event)
         elif isinstance(event, ev.DomainReported):
-            batch.seen(event.host_id)
-            batch.report(event.instance_id, event.host_id, lc.HostReported(event.power),
-                         f"host event: {event.detail}")  # fmt: skip
+            if batch.lease_held(event.host_id):  # a fenced host's events are about guests it stops
+                batch.seen(event.host_id)
+                batch.report(event.instance_id, event.host_id, lc.HostReported(event.power),
+                             f"host event: {event.detail}")  # fmt: skip
         elif isinstance(event, ev.HostDisconnected):
             batch.disconnected(event.host_id)
+        elif isinstance(event, ev.HostDisabledSet):
+            batch.set_disabled(event.host_id, event.disabled)
+        elif isinstance(event, ev.EvacuationRequested):
+            batch.evacuate(event)
         else:
             batch.tick()
         return batch.ready()
@@ -143,6 +157,8 @@ class CellCore:
             self._building.add(iid)
         else:
             self._building.discard(iid)
+        if rec.generation > 1:
+            self._superseded[iid] = rec.generation
 
     def _view(self, ledger: CapacityLedger, host: HostState, now_ms: int) -> HostView:
         up = is_up(host, now_ms, self.settings.host_grace_ms)
@@ -155,6 +171,22 @@ class CellCore:
 
     def building_ids(self) -> frozenset[str]:
         return frozenset(self._building)
+
+    def lease_state(self, host_id: str, now_ms: int) -> LeaseState:
+        host = self.hosts.get(host_id)
+        if host is None:
+            raise NotFound(f"host {host_id} not found in cell {self.settings.cell_id}", field="host")
+        return lease_state(host, self.settings.leases, now_ms)
+
+    def superseded_for(self, host_id: str) -> list[tuple[str, int]]:
+        """Instances evacuated at least once whose current copy is not on `host_id`, with their
+        generation: any domain of theirs on that host is a stale copy, destroyed before it reports."""
+        out = []
+        for iid, generation in sorted(self._superseded.items()):
+            rec = self._instances[iid].record
+            if rec.host_id != host_id or rec.state is lc.State.DELETED:
+                out.append((iid, generation))
+        return out
 
 
 class _Batch:
@@ -176,6 +208,10 @@ class _Batch:
         self.desired_for: dict[str, None] = {}  # ordered set
         self.publish: list[CellInstance] = []
         self.finished: list[ev.BuildFinished] = []
+        self.leases: list[ev.LeaseGrant] = []
+        self.lease_lost: list[str] = []
+        self.host_result: HostState | None = None
+        self.evacuation: ev.Evacuation | None = None
 
     def instance(self, instance_id: str) -> CellInstance | None:
         return self.changed.get(instance_id) or self.core.get(instance_id)
@@ -227,7 +263,7 @@ class _Batch:
                 raise Unavailable(
                     f"host {host_id} of instance {event.instance_id} is not reporting; try again later"
                 )
-        self.result = self.transition(inst, request, f"{request.kind} requested")
+        self.result = self.transition(inst, request, event.reason or f"{request.kind} requested")
 
     # -- what hosts report ----------------------------------------------------------------------------
     def host_connected(self, event: ev.HostConnected) -> None:
@@ -237,14 +273,97 @@ class _Batch:
             disabled=known.disabled if known else event.host.disabled,
             connected=True,
             last_seen_ms=self.now,
+            # Every connection is a new lease: whatever the old stream held is dead.
+            lease_generation=next_generation(known.lease_generation if known else 0, self.now),
+            lease_renewed_ms=self.now,
+            lease_revoked=False,
         )
         self.hosts[host.host_id] = host
+        self.leases.append(ev.LeaseGrant(host.host_id, host.lease_generation, 0))
         self.host_rows.append(host)
         self.ledger = self.ledger.with_host(_capacity_of(host))
         self.ledger_changed = True
         self.touched.add(host.host_id)
         self.observe(host.host_id, event.domains, {})
         self.desired_for[host.host_id] = None
+
+    def lease_held(self, host_id: str) -> bool:
+        host = self.host(host_id)
+        return host is not None and may_renew(host, 0, self.core.settings.leases, self.now)
+
+    def heartbeat(self, event: ev.HostHeartbeat) -> None:
+        """Renews the host's lease, then takes in its picture. A heartbeat under a lease that expired,
+        was revoked or is not the current one renews nothing and counts for nothing: the host is told
+        its lease is lost, fences, and must connect again."""
+        host = self.host(event.host_id)
+        if host is None:
+            return
+        if not may_renew(host, event.lease_generation, self.core.settings.leases, self.now):
+            self.lease_lost.append(host.host_id)
+            return
+        self.hosts[host.host_id] = replace(host, lease_renewed_ms=self.now)
+        self.leases.append(ev.LeaseGrant(host.host_id, host.lease_generation, event.seq))
+        self.seen(host.host_id)
+        self.observe(host.host_id, event.domains, event.failures)
+
+    def set_disabled(self, host_id: str, disabled: bool) -> None:
+        host = self.host(host_id)
+        if host is None:
+            raise NotFound(f"host {host_id} not found in cell {self.core.settings.cell_id}", field="host")
+        new = replace(host, disabled=disabled)
+        self.hosts[host_id], self.host_result = new, new
+        if new != host:
+            self.host_rows.append(new)
+            self.touched.add(host_id)
+
+    def evacuate(self, event: ev.EvacuationRequested) -> None:
+        """Rebuilds every instance of a lost host on other hosts of this cell, each as its next
+        generation. Placement runs per instance over views kept current within this step (each claim
+        updates its host's view), never onto the lost host. An instance nothing fits stays, reported."""
+        host = self.host(event.host_id)
+        if host is None:
+            raise NotFound(
+                f"host {event.host_id} not found in cell {self.core.settings.cell_id}", field="host"
+            )
+        check_evacuation(host, self.core.settings.leases, self.now, force=event.force,
+                         powered_off=event.powered_off)  # fmt: skip
+        revoked = replace(host, lease_revoked=True, connected=False)
+        self.hosts[host.host_id], self.host_result = revoked, revoked
+        self.touched.add(host.host_id)
+        self.desired_for[host.host_id] = None  # if it has a stream still, it learns what left it
+        views = {v.host_id: v for v in self.core.host_views(self.now) if v.host_id != host.host_id}
+        moved: list[ev.Moved] = []
+        stayed: list[tuple[str, str]] = []
+        for inst in self.core.on_host(host.host_id):
+            rec, iid = inst.record, inst.spec.instance_id
+            if rec.state is lc.State.DELETED:
+                continue
+            target: str | None = None
+            if lc.needs_host_after_evacuation(rec.state):
+                group = inst.spec.spread_group or None
+                request = PlacementRequest(inst.spec.flavor, self.core.settings.policy, group,
+                                           avoid_hosts=frozenset({host.host_id}))  # fmt: skip
+                try:
+                    target = place(request, list(views.values())).require()
+                except ResourceExhausted as exc:
+                    stayed.append((iid, exc.message))
+                    continue
+                self.ledger = self.ledger.release(iid)
+                self.ledger, _ = self.ledger.claim(target, iid, inst.spec.flavor, group)
+                self.ledger_changed = True
+                self.touched.add(target)
+                target_host = self.host(target)
+                if target_host is not None:
+                    views[target] = self.core._view(self.ledger, target_host, self.now)
+            record, actions = lc.evacuate(rec, target, self.now)
+            holds = target is not None
+            if not holds:
+                self.ledger = self.ledger.release(iid)
+                self.ledger_changed = True
+            reason = f"evacuated from host {host.host_id}" + (f" to {target}" if target else "")
+            self._record(CellInstance(inst.spec, record, holds), actions, reason)
+            moved.append(ev.Moved(iid, target, record.generation, record.state))
+        self.evacuation = ev.Evacuation(host.host_id, tuple(moved), tuple(stayed))
 
     def seen(self, host_id: str) -> None:
         host = self.host(host_id)
@@ -271,6 +390,8 @@ class _Batch:
             if inst.record.state is lc.State.DELETED:
                 continue
             seen = domains.get(iid)
+            if seen is not None and 0 < seen.generation < inst.record.generation:
+                seen = None  # a stale copy (the host destroys it): the current one has no domain here
             power = seen.power if seen else lc.PowerState.NO_DOMAIN
             self.report(iid, host_id, lc.HostReported(power), f"host reports {power.value}")
             wanted_reboot = lc.reboot_generation(inst.record)
@@ -307,7 +428,12 @@ class _Batch:
         limit = self.core.settings.build_timeout_ms
         for iid in sorted(self.core.building_ids()):
             inst = self.core.get(iid)
-            if inst is not None and self.now - inst.spec.created_ms > limit:
+            if inst is None:
+                continue
+            # A rebuild after evacuation started when its record became BUILDING, not at the create.
+            rec = inst.record
+            started = inst.spec.created_ms if rec.generation == 1 else rec.updated_ms
+            if self.now - started > limit:
                 fault = lc.Fault("BUILD_TIMEOUT", f"the build did not finish within {limit // 1000}s")
                 self.transition(inst, lc.BuildFailed(fault), "build timed out")
         for host_id, view in self.core._views.items():
@@ -322,7 +448,12 @@ class _Batch:
             return inst
         holds = inst.holds_claim and not any(isinstance(a, lc.ReleaseCapacity) for a in actions)
         new = self._record(CellInstance(inst.spec, record, holds), actions, reason)
-        if inst.record.state is lc.State.BUILDING and record.state in (lc.State.ACTIVE, lc.State.ERROR):
+        first_build = inst.record.generation == 1
+        if (
+            first_build
+            and inst.record.state is lc.State.BUILDING
+            and record.state in (lc.State.ACTIVE, lc.State.ERROR)
+        ):
             outcome = "active" if record.state is lc.State.ACTIVE else "error"
             took_s = max(0, record.updated_ms - inst.spec.created_ms) / 1000
             self.finished.append(ev.BuildFinished(outcome, took_s))
@@ -368,6 +499,10 @@ class _Batch:
             desired_for=tuple(self.desired_for),
             publish=tuple(self.publish),
             builds_finished=tuple(self.finished),
+            leases=tuple(self.leases),
+            lease_lost=tuple(self.lease_lost),
+            host_result=self.host_result,
+            evacuation=self.evacuation,
         )
 
 

@@ -33,6 +33,7 @@ class UserRequested:
     instance_id: str
     tenant: str
     request: lc.Event
+    reason: str = ""  # for the action log, when the cell itself asks (default: "<kind> requested")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class Observed:
 
     power: lc.PowerState
     reboot_generation: int = 0  # the newest reboot the host applied
+    # The instance generation in the domain's metadata (older than the record's: a stale copy). 0: not
+    # reported (an agent from before generations, which cannot tell): taken as current.
+    generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class HostHeartbeat:
     host_id: str
     domains: Mapping[str, Observed]  # the whole picture: an instance absent here has no domain
     failures: Mapping[str, Failure] = field(default_factory=dict)
+    lease_generation: int = 0  # the lease it renews (0: an agent that predates leases)
+    seq: int = 0  # echoed in the renewal, so the agent knows which of its heartbeats renewed it
 
 
 @dataclass(frozen=True)
@@ -85,13 +91,32 @@ class HostDisconnected:
 
 
 @dataclass(frozen=True)
+class HostDisabledSet:
+    """The operator takes a host out of placement (it keeps its instances) or puts it back."""
+
+    host_id: str
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class EvacuationRequested:
+    """The operator moves every instance off a host that is gone, to other hosts of this cell. Allowed
+    once the host's lease has expired and fencing time has passed, or by force when the operator says
+    the host is powered off (cell.leases). The cell never asks for this by itself."""
+
+    host_id: str
+    force: bool = False
+    powered_off: bool = False
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passed: builds past their deadline fail, host liveness is re-read for placement."""
 
 
 Event = (
     BuildRequested | UserRequested | HostConnected | HostHeartbeat | DomainReported | HostDisconnected
-    | Tick
+    | HostDisabledSet | EvacuationRequested | Tick
 )  # fmt: skip
 
 
@@ -115,6 +140,32 @@ class BuildFinished:
 
 
 @dataclass(frozen=True)
+class LeaseGrant:
+    """A lease granted (on connect, seq 0) or renewed (by the heartbeat numbered `seq`): sent to the host."""
+
+    host_id: str
+    generation: int
+    seq: int
+
+
+@dataclass(frozen=True)
+class Moved:
+    instance_id: str
+    to_host: str | None  # None: not rebuilt (deleted or in ERROR), only its stale copy is superseded
+    generation: int
+    state: lc.State
+
+
+@dataclass(frozen=True)
+class Evacuation:
+    """What an evacuation did: every instance of the host, moved or left with the reason."""
+
+    host_id: str
+    moved: tuple[Moved, ...]
+    stayed: tuple[tuple[str, str], ...]  # (instance id, why it stayed: no room)
+
+
+@dataclass(frozen=True)
 class Ready:
     now_ms: int
     result: CellInstance | None = None  # the answer to a build or a user request
@@ -129,6 +180,10 @@ class Ready:
     desired_for: tuple[str, ...] = ()  # hosts whose desired state changed: push it whole, now
     publish: tuple[CellInstance, ...] = ()  # index and listing rows to (re)write
     builds_finished: tuple[BuildFinished, ...] = ()
+    leases: tuple[LeaseGrant, ...] = ()  # grants and renewals to send
+    lease_lost: tuple[str, ...] = ()  # hosts whose heartbeat was refused: their lease is dead, fence
+    host_result: HostState | None = None  # the answer to an operator's host request
+    evacuation: Evacuation | None = None
 
     @property
     def changes_state(self) -> bool:

@@ -44,7 +44,11 @@ class HostReports:
                                       f.failed_call, f.error)
             for f in heartbeat.failures
         }  # fmt: skip
-        await self._handle(ev.HostHeartbeat(host, _powers(heartbeat.domains), failures))
+        await self._handle(
+            ev.HostHeartbeat(
+                host, _powers(heartbeat.domains), failures, heartbeat.lease_generation, heartbeat.seq
+            )
+        )
 
     async def domain_event(self, host: str, event: agent_pb2.DomainEvent) -> None:
         power = _POWER.get(event.power)
@@ -64,6 +68,8 @@ class HostReports:
 
 def _powers(domains: Iterable[agent_pb2.ObservedDomain]) -> dict[str, ev.Observed]:
     return {
-        d.instance_id: ev.Observed(_POWER.get(d.power, lc.PowerState.NO_DOMAIN), d.reboot_generation)
+        d.instance_id: ev.Observed(
+            _POWER.get(d.power, lc.PowerState.NO_DOMAIN), d.reboot_generation, d.generation
+        )
         for d in domains
     }

@@ -19,6 +19,10 @@ class HostState:
     disabled: bool = False
     connected: bool = False
     last_seen_ms: int | None = None  # None: not heard from since this controller started
+    # The lease of the host's current connection (cell.leases): granted on connect, renewed by heartbeats.
+    lease_generation: int = 0
+    lease_renewed_ms: int | None = None  # controller clock; None: never leased
+    lease_revoked: bool = False  # evacuated: no renewal until the agent connects again
 
 
 class HostTable:

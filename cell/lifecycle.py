@@ -44,6 +44,9 @@ class Instance:
     version: int  # bumped on every change; the store's compare-and-set token
     updated_ms: int
     fault: Fault | None = None
+    # Which copy of the instance is the real one: 1 at build, bumped by each evacuation to another host.
+    # Hosts carry it in domain metadata; a domain with an older generation is a stale copy to destroy.
+    generation: int = 1
 
     def __post_init__(self) -> None:
         if self.state is State.UNKNOWN:
@@ -257,3 +260,47 @@ def observed_status(
         return ObservedStatus(State.UNKNOWN, record.state, max(0, now_ms - record.updated_ms))
     age = max(0, now_ms - host_last_seen_ms)
     return ObservedStatus(State.UNKNOWN if age > grace_ms else record.state, record.state, age)
+
+
+# What evacuation makes of each state: the copy on the lost host is superseded by a new generation.
+# Running (or about to run) instances are rebuilt elsewhere and are BUILDING until that host reports
+# them running; a stopped one is defined elsewhere and stays stopped. A DELETING one is finished (its
+# host is fenced or powered off; the leftover is destroyed when the host returns), an ERROR one keeps
+# its fault and no host (a delete then needs no agent). DELETED is left alone.
+_EVACUATED_TO = {
+    State.BUILDING: State.BUILDING,
+    State.ACTIVE: State.BUILDING,
+    State.REBOOTING: State.BUILDING,
+    State.STOPPED: State.STOPPED,
+}
+
+
+def needs_host_after_evacuation(state: State) -> bool:
+    return state in _EVACUATED_TO
+
+
+def evacuate(instance: Instance, new_host: str | None, now_ms: int) -> tuple[Instance, tuple[Action, ...]]:
+    """The next generation of an instance whose host is gone: on `new_host` (running or stopped
+    instances; their capacity is claimed there already), or nowhere (DELETING -> DELETED, ERROR)."""
+    if instance.state is State.DELETED:
+        return instance, ()
+    to = _EVACUATED_TO.get(instance.state)
+    if to is not None and new_host is None:
+        raise InvalidArgument(f"instance {instance.instance_id} needs a host to move to", field="new_host")
+    state = to or (State.DELETED if instance.state is State.DELETING else instance.state)
+    new = replace(
+        instance,
+        host_id=new_host if to is not None else None,
+        state=state,
+        version=instance.version + 1,
+        updated_ms=max(instance.updated_ms, now_ms),
+        fault=None if to is not None else instance.fault,
+        generation=instance.generation + 1,
+    )
+    actions: list[Action] = []
+    if new.host_id is not None:
+        actions.append(SendToAgent(new.host_id, new.instance_id, AgentCommand.BUILD))
+    if state is State.DELETED:
+        actions.append(ReleaseCapacity(new.instance_id))
+    actions.append(PublishIndex(new.instance_id, new.state))
+    return new, tuple(actions)

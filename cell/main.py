@@ -12,6 +12,7 @@ import click
 
 from cell.app import start_cell
 from cell.controller import ControllerSettings
+from cell.leases import LeaseSettings
 from cell.metrics import CellMetrics
 from cell.placement import Policy
 from cell.reassert_pacing import Pacing
@@ -62,6 +63,13 @@ def cell_cli() -> None:
     "--host-grace-s", default=3.0, show_default=True, help="Silence after which a host leaves placement."
 )
 @click.option("--build-timeout-s", default=120.0, show_default=True)
+@click.option("--lease-s", default=30.0, show_default=True, help="How long a host's lease renewal holds.")
+@click.option(
+    "--lease-margin-s", default=3.0, show_default=True, help="Clock and delivery slack added to the lease."
+)
+@click.option(
+    "--fence-s", default=15.0, show_default=True, help="Time an agent has to stop its guests after its lease."
+)
 @click.option(
     "--reassert-period-s", default=300.0, show_default=True,
     help="Every live instance's index and listing rows are written again within this period.",
@@ -79,7 +87,8 @@ def serve_command(**flags: Any) -> None:
 def cell_process(
     *, cell_id: str, site_id: str, region: str, listen: str, advertise: str | None, metrics_listen: str,
     contact_points: str, local_dc: str, global_keyspace: str, policy: str, host_grace_s: float,
-    build_timeout_s: float, reassert_period_s: float = 300.0, reassert_rows_per_s: float = 200.0,
+    build_timeout_s: float, lease_s: float = 30.0, lease_margin_s: float = 3.0, fence_s: float = 15.0,
+    reassert_period_s: float = 300.0, reassert_rows_per_s: float = 200.0,
 ) -> CellProcess:  # fmt: skip
     """The flags of `cell serve` (one keyword each), validated into one frozen value."""
     try:
@@ -90,6 +99,7 @@ def cell_process(
     settings = ControllerSettings(
         cell_id=cell_id, site_id=site_id, region=region, policy=Policy(policy),
         host_grace_ms=int(host_grace_s * 1000), build_timeout_ms=int(build_timeout_s * 1000),
+        leases=LeaseSettings(int(lease_s * 1000), int(lease_margin_s * 1000), int(fence_s * 1000)),
         reassert_period_s=reassert_period_s, reassert_rows_per_s=reassert_rows_per_s,
     )  # fmt: skip
     try:

@@ -79,6 +79,18 @@ class CellMetrics:
             buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600),
             registry=r,
         )
+        self.claims_reasserted = Counter(
+            "cellfed_cell_request_claims_reasserted_total",
+            "Idempotency claims this cell wrote again because its DC lacked them (cell.request_claims).",
+            ["cell"],
+            registry=r,
+        )
+        self.duplicates_removed = Counter(
+            "cellfed_cell_request_duplicates_removed_total",
+            "Instances removed because an older claim of the same request id won (cell.request_claims).",
+            ["cell"],
+            registry=r,
+        )
         self.agent_errors = Counter(
             "cellfed_cell_agent_failures_total",
             "Reconcile failures compute agents reported that moved an instance to ERROR, by libvirt call.",

@@ -13,6 +13,17 @@ from replication.cell_records import InstanceRow
 
 
 @dataclass(frozen=True)
+class ClaimRef:
+    """The router's idempotency claim a build answered (cell.request_claims uses it)."""
+
+    region: str
+    created_at_ms: int
+    fingerprint: str
+    assigned_at_ms: int  # when the claim came to name this instance; 0: the router did not know
+    expires_at_ms: int  # when the claim's TTL ends: past it, there is nothing left to settle
+
+
+@dataclass(frozen=True)
 class InstanceSpec:
     instance_id: str
     tenant: str
@@ -24,6 +35,7 @@ class InstanceSpec:
     labels: dict[str, str] = field(default_factory=dict)
     request_id: str = ""
     spread_group: str = ""
+    claim: ClaimRef | None = None
 
     def same_request(self, other: InstanceSpec) -> bool:
         """A repeated build of the same id must ask for the same thing (created_ms aside)."""
@@ -47,7 +59,10 @@ def to_row(inst: CellInstance) -> InstanceRow:
         "request_id": spec.request_id,
         "spread_group": spec.spread_group,
         "holds_claim": inst.holds_claim,
+        "generation": rec.generation,
     }
+    if spec.claim is not None:
+        extra["request_claim"] = asdict(spec.claim)
     return InstanceRow(
         instance_id=spec.instance_id,
         tenant=spec.tenant,
@@ -79,7 +94,9 @@ def from_row(row: InstanceRow) -> CellInstance:
         labels=dict(row.labels),
         request_id=extra.get("request_id", ""),
         spread_group=extra.get("spread_group", ""),
+        claim=ClaimRef(**extra["request_claim"]) if "request_claim" in extra else None,
     )
     fault = Fault(row.fault_code, row.fault_message) if row.fault_code else None
-    record = Instance(row.instance_id, row.host_id, State(row.status), row.version, row.updated_ms, fault)
+    record = Instance(row.instance_id, row.host_id, State(row.status), row.version, row.updated_ms, fault,
+                      int(extra.get("generation", 1)))  # fmt: skip
     return CellInstance(spec, record, bool(extra.get("holds_claim", False)))

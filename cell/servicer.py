@@ -9,16 +9,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 from cellfed.v1 import cell_pb2, cell_pb2_grpc, common_pb2
 
+from cell import host_admin
 from cell import lifecycle as lc
 from cell.controller import CellController
 from cell.convert import instance_to_proto
-from cell.records import InstanceSpec
+from cell.records import ClaimRef, InstanceSpec
 from cell.upkeep import capacity_summary
-from cell.validation import check_batch, check_build, check_instance_ref
-from fedlib.errors import CellfedError, InvalidArgument
+from cell.validation import (
+    check_batch,
+    check_build,
+    check_instance_ref,
+    check_names_this_cell,
+    check_request_claim,
+)
+from fedlib.errors import InvalidArgument
 from fedrpc.flavors import flavor_from_proto
-from fedrpc.handlers import unary
-from fedrpc.status import abort_with
+from fedrpc.handlers import streaming, unary
 
 _PAGE_MAX = 500
 
@@ -45,8 +51,17 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
             display_name=request.display_name, image=request.image, user_data=request.user_data,
             labels=labels, spread_group=request.spread_group,
         )  # fmt: skip
+        check_names_this_cell(request.instance_id, c.settings.cell_id)
         if not request.HasField("flavor"):
             raise InvalidArgument("flavor is required", field="flavor")
+        claim = None
+        if request.HasField("claim"):
+            cl = request.claim
+            check_request_claim(
+                request_id=request.request_id, region=cl.region, created_at_ms=cl.created_at_ms,
+                fingerprint=cl.fingerprint, assigned_at_ms=cl.assigned_at_ms, expires_at_ms=cl.expires_at_ms,
+            )  # fmt: skip
+            claim = ClaimRef(cl.region, cl.created_at_ms, cl.fingerprint, cl.assigned_at_ms, cl.expires_at_ms)
         spec = InstanceSpec(
             instance_id=request.instance_id,
             tenant=request.tenant,
@@ -58,6 +73,7 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
             labels=labels,
             request_id=request.request_id,
             spread_group=request.spread_group,
+            claim=claim,
         )
         return instance_to_proto(c, await c.build(spec))
 
@@ -132,17 +148,15 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
     ) -> common_pb2.Instance:
         return await self._act(request, lc.Reboot())
 
+    @streaming()
     async def WatchInstance(
         self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[common_pb2.InstanceEvent]:
-        try:
-            check_instance_ref(request.instance_id, request.tenant, tenant_required=False)
-            async for inst, reason in self._c.watch(request.instance_id, request.tenant):
-                event = common_pb2.InstanceEvent(instance=instance_to_proto(self._c, inst), reason=reason)
-                event.event_time.FromMilliseconds(inst.record.updated_ms)
-                yield event
-        except CellfedError as exc:
-            await abort_with(context, exc)
+        check_instance_ref(request.instance_id, request.tenant, tenant_required=False)
+        async for inst, reason in self._c.watch(request.instance_id, request.tenant):
+            event = common_pb2.InstanceEvent(instance=instance_to_proto(self._c, inst), reason=reason)
+            event.event_time.FromMilliseconds(inst.record.updated_ms)
+            yield event
 
     @unary()
     async def GetCellStatus(
@@ -158,6 +172,25 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
         # Routers learn it from the directory (their next refresh): they stop offering the cell.
         await self._on_drained(request.drained)
         return self._status()
+
+    # -- host operations (cell.host_admin) ------------------------------------------------------------
+    @unary()
+    async def ListHosts(
+        self, request: cell_pb2.ListCellHostsRequest, context: grpc.aio.ServicerContext
+    ) -> cell_pb2.ListCellHostsResponse:
+        return host_admin.list_hosts(self._c)
+
+    @unary()
+    async def SetHostDisabled(
+        self, request: cell_pb2.SetHostDisabledRequest, context: grpc.aio.ServicerContext
+    ) -> cell_pb2.HostDetail:
+        return await host_admin.set_disabled(self._c, request)
+
+    @unary()
+    async def EvacuateHost(
+        self, request: cell_pb2.CellEvacuateHostRequest, context: grpc.aio.ServicerContext
+    ) -> cell_pb2.CellEvacuateHostResponse:
+        return await host_admin.evacuate(self._c, request)
 
     def _status(self) -> cell_pb2.CellStatus:
         c = self._c

@@ -15,8 +15,6 @@ def check_build(
     *, instance_id: str, tenant: str, display_name: str, image: str, user_data: bytes,
     labels: dict[str, str], spread_group: str,
 ) -> None:  # fmt: skip
-    # The id names the router's first-choice cell; after a spill another cell builds it, and the index
-    # records the real owner (cellapi.router.owners), so any well-formed id is accepted here.
     parse_instance_id(instance_id)
     check_tenant(tenant)
     check_display_name(display_name, "display_name")
@@ -25,6 +23,40 @@ def check_build(
     check_labels(labels)
     if spread_group:
         check_id(spread_group, "spread_group")
+
+
+def check_names_this_cell(instance_id: str, cell_id: str) -> None:
+    """An id names the one cell that may build it (cellapi.router.create): a replay that finds no index
+    row goes to that cell alone, so no other cell may ever hold it."""
+    named = parse_instance_id(instance_id).home_cell
+    if named != cell_id:
+        raise InvalidArgument(
+            f"instance_id names cell {named}, not this cell ({cell_id}); only that cell builds it",
+            field="instance_id",
+        )
+
+
+def check_request_claim(
+    *, request_id: str, region: str, created_at_ms: int, fingerprint: str, assigned_at_ms: int,
+    expires_at_ms: int,
+) -> None:  # fmt: skip
+    if not request_id:
+        raise InvalidArgument("claim needs the request_id it claims", field="claim")
+    check_id(region, "claim.region")
+    times = (
+        ("claim.created_at_ms", created_at_ms),
+        ("claim.assigned_at_ms", assigned_at_ms),
+        ("claim.expires_at_ms", expires_at_ms),
+    )
+    for name, value in times:
+        if not 0 <= value < 1 << 48:
+            raise InvalidArgument(f"{name} must be epoch milliseconds", field=name)
+    if created_at_ms == 0:
+        raise InvalidArgument("claim.created_at_ms is required", field="claim.created_at_ms")
+    if expires_at_ms <= created_at_ms:
+        raise InvalidArgument("claim.expires_at_ms must be after created_at_ms", field="claim.expires_at_ms")
+    if not 1 <= len(fingerprint) <= 128:
+        raise InvalidArgument("claim.fingerprint must be 1-128 chars", field="claim.fingerprint")
 
 
 def check_instance_ref(instance_id: str, tenant: str, *, tenant_required: bool) -> None:

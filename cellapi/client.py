@@ -145,6 +145,28 @@ class Client:
         req = federation_pb2.DrainCellRequest(name=cell_name)
         return await self._call(lambda r: r.federation.UndrainCell(req, **self._kw()))
 
+    async def hosts(self, cell_name: str) -> federation_pb2.ListHostsResponse:
+        """cell_name: "sites/{site}/cells/{cell}". Every compute host with its lease, from its cell."""
+        req = federation_pb2.ListHostsRequest(parent=cell_name)
+        return await self._call(lambda r: r.federation.ListHosts(req, **self._kw()))
+
+    async def set_host_disabled(
+        self, host_name: str, disabled: bool, reason: str = ""
+    ) -> federation_pb2.HostView:
+        """host_name: "sites/{site}/cells/{cell}/hosts/{host}". A disabled host keeps its instances."""
+        req = federation_pb2.HostRequest(name=host_name, reason=reason)
+        if disabled:
+            return await self._call(lambda r: r.federation.DisableHost(req, **self._kw()))
+        return await self._call(lambda r: r.federation.EnableHost(req, **self._kw()))
+
+    async def evacuate_host(
+        self, host_name: str, *, force: bool = False, powered_off: bool = False
+    ) -> federation_pb2.EvacuateHostResponse:
+        """Rebuilds the host's instances on other hosts of its cell. Safe to repeat: once it succeeded the
+        host holds nothing, so a retry moves nothing."""
+        req = federation_pb2.EvacuateHostRequest(name=host_name, force=force, powered_off=powered_off)
+        return await self._call(lambda r: r.federation.EvacuateHost(req, **self._kw()))
+
     async def rtt_matrix(self) -> federation_pb2.RttMatrix:
         req = federation_pb2.GetRttMatrixRequest()
         return await self._call(lambda r: r.federation.GetRttMatrix(req, **self._kw()))

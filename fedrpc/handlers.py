@@ -1,14 +1,15 @@
-"""One wrapper for every unary handler: fedlib errors become their mapped status (with details),
-anything unexpected becomes INTERNAL with a log line (never a crashed process), and every call is counted
-by method, code and duration through the servicer's `count_request(method, code, seconds)` when it has
-one."""
+"""One wrapper for every unary handler (and its twin for server-streaming ones): fedlib errors become
+their mapped status (with details), anything unexpected becomes INTERNAL with a log line (never a crashed
+process), and every call is counted by method, code and duration through the servicer's
+`count_request(method, code, seconds)` when it has one."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -45,6 +46,45 @@ def unary() -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R
                     grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log"
                 )
                 raise
+            finally:
+                count = getattr(self, "count_request", None)
+                if count is not None:
+                    count(method, code, time.perf_counter() - started)
+
+        return handler
+
+    return wrap
+
+
+def streaming() -> Callable[[Callable[..., AsyncIterator[R]]], Callable[..., AsyncIterator[R]]]:
+    """`unary` for server-streaming handlers: the same mapping, logging and counting, the duration being
+    the stream's whole life. The handler raises fedlib errors; it does not abort by itself."""
+
+    def wrap(fn: Callable[..., AsyncIterator[R]]) -> Callable[..., AsyncIterator[R]]:
+        method = fn.__name__
+
+        @functools.wraps(fn)
+        async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[R]:
+            code = "OK"
+            started = time.perf_counter()
+            try:
+                async for item in fn(self, request, context):
+                    yield item
+            except asyncio.CancelledError:  # the client went away (or its deadline passed) mid-stream
+                code = "CANCELLED"
+                raise
+            except CellfedError as exc:
+                code = status_code_for(exc).name
+                await abort_with(context, exc)
+            except grpc.aio.AbortError:
+                code = context.code().name if context.code() else "UNKNOWN"
+                raise
+            except Exception:
+                code = "INTERNAL"
+                log.exception("%s failed", method)
+                await context.abort(
+                    grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log"
+                )
             finally:
                 count = getattr(self, "count_request", None)
                 if count is not None:

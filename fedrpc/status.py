@@ -60,17 +60,33 @@ def code_of(error: errors.CellfedError) -> grpc.StatusCode:
     return error.rpc_code if isinstance(error.rpc_code, grpc.StatusCode) else status_code_for(error)
 
 
+# A message is sent twice (status message and field violation), in trailers that gRPC caps at 8 KB by
+# default: a validator that echoed a huge bad value would turn INVALID_ARGUMENT into RESOURCE_EXHAUSTED
+# ("metadata too large"). Whatever a message holds, the wire gets at most this much of it.
+MAX_MESSAGE_CHARS = 1_000
+
+
+def wire_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` cut to `limit` chars, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 40]}... ({len(text) - limit + 40} more chars)"
+
+
 def to_rpc_status(error: errors.CellfedError) -> status_pb2.Status:
     code = status_code_for(error)
     info = any_pb2.Any()
     info.Pack(error_details_pb2.ErrorInfo(reason=type(error).__name__.upper(), domain=DOMAIN))
     details = [info]
     if isinstance(error, errors.InvalidArgument | errors.ConfigError) and error.field:
-        violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.message)
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=wire_text(error.field, 200), description=wire_text(error.message)
+        )
         bad = any_pb2.Any()
         bad.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
         details.insert(0, bad)
-    return status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message, details=details)
+    message = wire_text(error.message)
+    return status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
 
 
 async def abort_with(context: grpc.aio.ServicerContext, error: errors.CellfedError) -> None:

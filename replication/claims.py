@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from fedlib.errors import AlreadyExists, FailedPrecondition
+from fedlib.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from fedlib.ids import parse_instance_id
 from fedlib.names import check_id
 from replication.model import ClaimOutcome, IdempotencyRecord, check_request_id, check_ttl
 
@@ -23,6 +24,21 @@ def check_claim(
     check_ttl(ttl_s)
     peers = sorted({check_id(r, "peer_regions") for r in peer_regions} - {local_region})
     return tuple(peers)
+
+
+def check_reassign(record: IdempotencyRecord, local_region: str, instance_id: str, ttl_s: int) -> None:
+    """A claim moves to another instance id only in its own region, for the same reasons as `check_claim`."""
+    check_claim(record, local_region, ttl_s, ())
+    parse_instance_id(instance_id, "instance_id")
+    if instance_id == record.instance_id:
+        raise InvalidArgument("a claim can only move to a different instance id", field="instance_id")
+
+
+def remaining_ttl_s(record: IdempotencyRecord, ttl_s: int, now_ms: int) -> int:
+    """What is left of a claim's life at `now_ms` (0: it has expired): rewrites of a claim must not
+    extend it past what its first write promised."""
+    left_ms = record.created_at_ms + ttl_s * 1000 - now_ms
+    return max(0, -(-left_ms // 1000))
 
 
 def check_lookup(request_id: str, regions: Sequence[str]) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from fedlib.errors import NotFound
@@ -318,7 +318,7 @@ class MemoryIdempotency:
         self, record: IdempotencyRecord, *, ttl_s: int, peer_regions: Sequence[str] = ()
     ) -> ClaimOutcome:
         peers = claims.check_claim(record, self._region, ttl_s, peer_regions)
-        earlier = await self.lookup(record.tenant, record.request_id, peers) if peers else []
+        earlier = await self.lookup(record.tenant, record.request_id, [*peers, self._region]) if peers else []
         if earlier:
             return claims.answer_existing(record, earlier[0])
         key = (record.tenant, record.request_id, record.region)
@@ -327,6 +327,23 @@ class MemoryIdempotency:
             return claims.answer_existing(record, existing)
         self._claims.write(key, record, self._claims.now_us(), ttl_s)
         return ClaimOutcome(record, won=True)
+
+    async def reassign(self, record: IdempotencyRecord, instance_id: str, *, ttl_s: int) -> IdempotencyRecord:
+        claims.check_reassign(record, self._region, instance_id, ttl_s)
+        key = (record.tenant, record.request_id, record.region)
+        current = self._claims.get(key)
+        if current is None:
+            raise NotFound(f"claim of request_id {record.request_id!r} has expired", field="request_id")
+        if current.instance_id != record.instance_id:
+            return current
+        moved = replace(current, instance_id=instance_id)
+        self._claims.write(key, moved, self._claims.now_us(), ttl_s)
+        return moved
+
+    async def reassert(self, record: IdempotencyRecord, *, written_at_ms: int, ttl_s: int) -> None:
+        check_ms(written_at_ms, "written_at_ms")
+        key = (record.tenant, record.request_id, record.region)
+        self._claims.write(key, record, written_at_ms * 1000, check_ttl(ttl_s))
 
     async def lookup(self, tenant: str, request_id: str, regions: Sequence[str]) -> list[IdempotencyRecord]:
         check_tenant(tenant)

@@ -122,6 +122,19 @@ class IdempotencyLedger(Protocol):
         self, record: IdempotencyRecord, *, ttl_s: int, peer_regions: Sequence[str] = ()
     ) -> ClaimOutcome: ...
 
+    # Moves this region's claim from `record.instance_id` to `instance_id` (a build spilled to another
+    # cell gets an id naming that cell), if it still names the former: LWT at LOCAL_SERIAL, so two
+    # attempts of one request never both move it. Returns the claim as it now stands (ours, or what the
+    # other attempt put there); NotFound once the claim has expired. `ttl_s`: what is left of its life.
+    async def reassign(
+        self, record: IdempotencyRecord, instance_id: str, *, ttl_s: int
+    ) -> IdempotencyRecord: ...
+
+    # Writes a claim again as it stood at `written_at_ms` (a plain write at that timestamp, never an LWT):
+    # the owning cell re-asserts its claim so a DC that missed the first write (hints lost during a long
+    # cut) learns it. At that timestamp it never overrides a newer state of the claim. Any region's row.
+    async def reassert(self, record: IdempotencyRecord, *, written_at_ms: int, ttl_s: int) -> None: ...
+
     # Every live claim of (tenant, request_id) in `regions`, oldest first.
     async def lookup(
         self, tenant: str, request_id: str, regions: Sequence[str]

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,13 +48,13 @@ class CellHarness:
     controller: subprocess.Popen[bytes] | None = None
     agents: dict[str, Agent] = field(default_factory=dict)
 
-    def start_controller(self, *, build_timeout_s: float = 60.0) -> None:
+    def start_controller(self, *, build_timeout_s: float = 60.0, extra: Sequence[str] = ()) -> None:
         listen = f"127.0.0.1:{self.port}"
         self.controller = _spawn(
             ["cell", "serve", "--cell-id", self.cell_id, "--site", "par1", "--region", self.local_dc,
              "--listen", listen, "--cassandra", ",".join(self.contact_points), "--local-dc", self.local_dc,
              "--global-keyspace", self.global_keyspace, "--host-grace-s", "2",
-             "--build-timeout-s", str(build_timeout_s)],
+             "--build-timeout-s", str(build_timeout_s), *extra],
             self.workdir / "controller.log",
         )  # fmt: skip
         ready = _wait_ready(self.controller, "cell controller")
@@ -68,6 +69,7 @@ class CellHarness:
         disk_gb: int = 200,
         libvirt_uri: str = "test:///default",
         state_dir: Path | None = None,
+        extra: Sequence[str] = (),
     ) -> Agent:
         proc = _spawn(
             ["agent", "serve", "--host-id", host_id, "--cell-id", self.cell_id,
@@ -75,7 +77,7 @@ class CellHarness:
              str(state_dir or self.workdir / host_id),
              "--libvirt-uri", libvirt_uri,
              "--vcpus", str(vcpus), "--memory-mb", str(memory_mb), "--disk-gb", str(disk_gb),
-             "--reconcile-s", "1", "--orphan-grace-s", "5"],
+             "--reconcile-s", "1", "--orphan-grace-s", "5", *extra],
             self.workdir / f"agent-{host_id}.log",
         )  # fmt: skip
         ready = _wait_ready(proc, f"agent {host_id}")

@@ -33,6 +33,7 @@ class InstanceMetadata:
     flavor: str
     spec_version: int
     cell: str
+    generation: int = 1  # which copy of the instance this is (bumped by evacuation); older = stale
 
     def __post_init__(self) -> None:
         parse_instance_id(self.instance_id, "instance_id")
@@ -40,6 +41,7 @@ class InstanceMetadata:
         check_display_name(self.flavor, "flavor")
         check_id(self.cell, "cell")
         _int_in(self.spec_version, "spec_version", 0, 1 << 62)
+        _int_in(self.generation, "generation", 1, 1 << 62)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ _META_FIELDS = (
     ("spec-version", "spec_version"),
     ("cell", "cell"),
 )
+# Added later, so optional on read: a domain defined before generations is the first generation.
+_GENERATION = "generation"
 # Element names equal the Isolation attribute names on purpose.
 _IOTUNE = (
     "total_iops_sec",
@@ -92,14 +94,17 @@ def parse_metadata(xml_text: str) -> InstanceMetadata:
         raise InvalidArgument(f"cellfed metadata lacks {', '.join(missing)}", field="metadata")
     try:
         version = int(values["spec-version"])
+        generation = int(values.get(_GENERATION, "1"))
     except ValueError:
-        raise InvalidArgument("cellfed metadata spec-version is not an integer", field="metadata") from None
+        raise InvalidArgument("cellfed metadata spec-version or generation is not an integer",
+                              field="metadata") from None  # fmt: skip
     return InstanceMetadata(  # which validates the values themselves
         instance_id=values["id"],
         tenant=values["tenant"],
         flavor=values["flavor"],
         spec_version=version,
         cell=values["cell"],
+        generation=generation,
     )
 
 
@@ -110,6 +115,7 @@ def _metadata(meta: InstanceMetadata) -> ET.Element:
     inst = ET.SubElement(outer, f"{METADATA_KEY}:instance", {f"xmlns:{METADATA_KEY}": METADATA_NS})
     for name, attr in _META_FIELDS:
         _text(inst, f"{METADATA_KEY}:{name}", str(getattr(meta, attr)))
+    _text(inst, f"{METADATA_KEY}:{_GENERATION}", str(meta.generation))
     return outer
 
 

@@ -47,7 +47,7 @@ def desired_instance(domain: agent_pb2.DesiredDomain) -> DesiredInstance:
     power = _DESIRED_POWER.get(domain.power, DesiredPower.STOPPED)
     return DesiredInstance(
         domain.spec.instance_id, power, flavor_from_proto(domain.spec.flavor), domain.spec.spec_version or 1,
-        reboot_generation=domain.reboot_generation,
+        reboot_generation=domain.reboot_generation, generation=domain.spec.generation or 1,
     )  # fmt: skip
 
 
@@ -59,7 +59,9 @@ def domain_spec(spawn: agent_pb2.SpawnDomain, layout: HostLayout, config_drive: 
     else:
         image = DiskImage(str(layout.state_dir / "images" / f"{spawn.image}.qcow2"))
     return DomainSpec(
-        metadata=InstanceMetadata(iid, spawn.tenant, f.name, spawn.spec_version or 1, spawn.cell),
+        metadata=InstanceMetadata(
+            iid, spawn.tenant, f.name, spawn.spec_version or 1, spawn.cell, spawn.generation or 1
+        ),
         uuid=instance_uuid(iid),
         vcpus=f.vcpus,
         memory_mib=f.memory_mb,

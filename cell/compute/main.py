@@ -51,6 +51,13 @@ def agent_cli() -> None:
 @click.option("--reconcile-s", default=5.0, show_default=True)
 @click.option("--orphan-grace-s", default=600.0, show_default=True)
 @click.option(
+    "--lease-s",
+    default=30.0,
+    show_default=True,
+    help="Lease the agent allows itself before the controller's first grant (which then rules).",
+)
+@click.option("--fence-s", default=15.0, show_default=True, help="Likewise, the time to power off guests.")
+@click.option(
     "--memory-hard-limit",
     type=click.Choice(["auto", "on", "off"]),
     default="auto",
@@ -66,12 +73,13 @@ def serve_command(**flags: Any) -> None:
 def agent_process(
     *, host_id: str, cell_id: str, controller: str, libvirt_uri: str, state_dir: Path, vcpus: int,
     memory_mb: int, disk_gb: int, metrics_listen: str, reconcile_s: float, orphan_grace_s: float,
-    memory_hard_limit: str,
+    memory_hard_limit: str, lease_s: float = 30.0, fence_s: float = 15.0,
 ) -> AgentProcess:  # fmt: skip
     """The flags of `agent serve` (one keyword each) as one frozen value."""
     settings = AgentSettings(
         host_id=host_id, cell_id=cell_id, controller=controller, libvirt_uri=libvirt_uri, vcpus=vcpus,
         memory_mb=memory_mb, disk_gb=disk_gb, reconcile_s=reconcile_s, orphan_grace_s=orphan_grace_s,
+        lease_s=lease_s, fence_s=fence_s,
     )  # fmt: skip
     limits = may_limit_memory() if memory_hard_limit == "auto" else memory_hard_limit == "on"
     if not limits:

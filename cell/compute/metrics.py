@@ -38,6 +38,18 @@ class AgentMetrics:
             ["host", "kind"],
             registry=r,
         )
+        self.fences = Counter(
+            "cellfed_agent_fences_total",
+            "Times the agent powered off its guests because its host lease ended.",
+            ["host"],
+            registry=r,
+        )
+        self.lease_held = Gauge(
+            "cellfed_agent_lease_held",
+            "1 while the agent holds a lease on its host from the controller.",
+            ["host"],
+            registry=r,
+        )
         self.connected = Gauge(
             "cellfed_agent_controller_connected",
             "1 while the stream to the controller is up.",

@@ -47,7 +47,7 @@ def report_domains(domains: list[DomainInfo], cell_id: str) -> list[agent_pb2.Ob
         out.append(
             agent_pb2.ObservedDomain(
                 instance_id=meta.instance_id, tenant=meta.tenant, flavor=meta.flavor,
-                spec_version=meta.spec_version, power=_WIRE_POWER[d.state],
+                spec_version=meta.spec_version, power=_WIRE_POWER[d.state], generation=meta.generation,
             )
         )  # fmt: skip
     return out
@@ -65,6 +65,7 @@ def observed_domains(domains: list[DomainInfo]) -> list[ObservedDomain]:
                 instance_id=meta.instance_id if meta else None,
                 spec_version=meta.spec_version if meta else None,
                 cell=meta.cell if meta else None,
+                generation=meta.generation if meta else None,
             )
         )
     return out

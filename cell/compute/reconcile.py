@@ -15,6 +15,11 @@ Ownership and orphan policy:
   holding a stale set) never ages an orphan into deletion. At most `max_destroys` per pass, oldest
   first, so a bad desired set costs a few domains and a stream of reports, not the host.
 - Two cellfed domains naming one wanted instance: reported, neither touched; a person must choose.
+- Generations (bumped when an operator evacuates a lost host): a domain whose metadata generation is
+  below the wanted one, or below the one the desired set lists for an instance that now lives on
+  another host (`superseded`), is a stale copy: torn down at once, no grace, and a wanted instance is
+  then built again from its current spec. That is what keeps a host that comes back after an
+  evacuation from running a second copy.
 
 Reboots are desired state too: each reboot the controller asks for bumps the instance's
 `reboot_generation`; a running domain whose newest applied generation (`rebooted`, kept by the agent)
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from fedlib.errors import InvalidArgument
@@ -47,6 +52,7 @@ class DesiredInstance:
     spec_version: int
     built: bool = False  # built before, so a missing domain is a loss to report, not a first build
     reboot_generation: int = 0  # the newest reboot the controller asked for; 0: none
+    generation: int = 1  # which copy is current; a domain with an older one is stale
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class DesiredState:
     # latest controller message arrived while this set was the newest. Never the controller's clock.
     as_of_ms: int
     cell_id: str | None = None  # this host's cell; a domain whose metadata names another cell is foreign
+    # Instances that live elsewhere now (evacuated), with their current generation: older copies here go.
+    superseded: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class ObservedDomain:
     instance_id: str | None = None  # from cellfed metadata; None: not a cellfed domain
     spec_version: int | None = None  # from cellfed metadata
     cell: str | None = None  # from cellfed metadata
+    generation: int | None = None  # from cellfed metadata; None: not recorded (the first generation)
 
     def __post_init__(self) -> None:
         if self.power is PowerState.NO_DOMAIN:
@@ -90,6 +99,7 @@ class DriftKind(enum.Enum):
     DUPLICATE = "DUPLICATE"  # more than one domain claims the instance
     ORPHAN = "ORPHAN"  # cellfed domain unknown to the controller, within grace (or destroy off)
     ORPHAN_REMOVED = "ORPHAN_REMOVED"  # orphan past grace: destroyed and undefined
+    STALE_GENERATION = "STALE_GENERATION"  # a copy older than the current generation: removed at once
 
 
 @dataclass(frozen=True)
@@ -172,6 +182,22 @@ def reconcile(
             foreign.append(dom.uuid)
     actions: list[Action] = []
     orphans: list[tuple[str, ObservedDomain]] = []
+    for instance_id, doms in list(ours.items()):
+        current = (
+            wanted[instance_id].generation if instance_id in wanted else desired.superseded.get(instance_id)
+        )
+        stale = [d for d in doms if current is not None and (d.generation or 1) < current]
+        for dom in stale:
+            detail = f"domain has generation {dom.generation or 1}, the current copy is generation {current}"
+            actions += [
+                *_teardown(dom, instance_id),
+                ReportDrift(DriftKind.STALE_GENERATION, instance_id, dom.uuid, detail),
+            ]
+        doms = [d for d in doms if d not in stale]
+        if doms:
+            ours[instance_id] = doms
+        else:
+            del ours[instance_id]
     for instance_id, doms in ours.items():
         want = wanted.get(instance_id)
         if want is None:

@@ -1,6 +1,6 @@
 """`cellctl`'s operator commands (the Federation API; the token needs the admin role): every site's
 health, capacity and traffic (once, or live with `top`), why a create would land where it lands, the
-RTT matrix, draining a cell."""
+RTT matrix, draining a cell, and compute hosts (list with leases, disable, enable, evacuate)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ import click
 from cellapi.cli.config import RawOptions
 from cellapi.cli.render_admin import (
     cell_line,
+    evacuation_summary,
+    evacuation_table,
     explain_choice,
     explain_table,
+    host_line,
+    hosts_table,
     rtt_table,
     sites_caption,
     sites_table,
@@ -102,4 +106,100 @@ def _drain_command(drained: bool) -> click.Command:
     return command
 
 
-ADMIN_COMMANDS = (sites, top, explain, rtt, _drain_command(True), _drain_command(False))
+@click.group()
+def host() -> None:
+    """Compute hosts of a cell: list them with their leases, disable or enable one, evacuate one (admin)."""
+
+
+def host_name(name: str, cell: str | None, site: str | None) -> str:
+    """A bare host id with --cell and --site, or a full "sites/{site}/cells/{cell}/hosts/{host}" as is."""
+    if name.startswith("sites/"):
+        return name
+    if not cell:
+        raise click.UsageError(f"give --cell and --site for host {name!r} (or the full name)")
+    return f"{cell_name(cell, site)}/hosts/{name}"
+
+
+_cell_option = click.option("--cell", help="The host's cell (not needed with a full name).")
+_site_option = click.option("--site", help="The cell's site (not needed with a full name).")
+
+
+@host.command(name="list")
+@click.argument("cell")
+@_site_option
+@click.pass_obj
+def host_list(raw: RawOptions, cell: str, site: str | None) -> None:
+    """Every host of CELL: up or not, disabled or not, its lease and when evacuation would be allowed."""
+    name = cell_name(cell, site)
+
+    async def go(s: Session) -> int:
+        view = await s.client.hosts(name)
+        s.show(view, lambda: hosts_table(view))
+        return 0
+
+    run(raw, go)
+
+
+def _host_disable_command(disabled: bool) -> click.Command:
+    verb = "disable" if disabled else "enable"
+    doc = (
+        "Take HOST out of placement: it keeps its instances and takes no new ones (admin)."
+        if disabled
+        else "Put a disabled HOST back into placement (admin)."
+    )
+
+    @host.command(name=verb, help=doc)
+    @click.argument("name", metavar="HOST")
+    @_cell_option
+    @_site_option
+    @click.option("--reason", default="", help="Why (for the log).", hidden=not disabled)
+    @click.pass_obj
+    def command(raw: RawOptions, name: str, cell: str | None, site: str | None, reason: str) -> None:
+        full = host_name(name, cell, site)
+
+        async def go(s: Session) -> int:
+            view = await s.client.set_host_disabled(full, disabled, reason)
+            s.show(view, lambda: host_line(view))
+            return 0
+
+        run(raw, go)
+
+    return command
+
+
+_host_disable_command(True)
+_host_disable_command(False)
+
+
+@host.command(name="evacuate")
+@click.argument("name", metavar="HOST")
+@_cell_option
+@_site_option
+@click.option("--force", is_flag=True, help="Do not wait for the lease to expire and fencing to pass.")
+@click.option("--powered-off", is_flag=True, help="With --force: you confirm the host is powered off.")
+@click.pass_obj
+def host_evacuate(
+    raw: RawOptions, name: str, cell: str | None, site: str | None, force: bool, powered_off: bool
+) -> None:
+    """Rebuild HOST's instances on other hosts of its cell (same ids, next generation). Allowed once its
+    lease has expired and fencing time has passed; earlier only with --force --powered-off, because a
+    host that still runs its guests would then run a second copy of each (admin)."""
+    if powered_off and not force:
+        raise click.UsageError("--powered-off only goes with --force")
+    if force and not powered_off:
+        raise click.UsageError(
+            "--force needs --powered-off: confirm the host is off (its guests would run twice)"
+        )
+    full = host_name(name, cell, site)
+
+    async def go(s: Session) -> int:
+        result = await s.client.evacuate_host(full, force=force, powered_off=powered_off)
+        s.show(result, lambda: evacuation_table(result))
+        if not s.config.json:
+            s.line(evacuation_summary(result))
+        return 0
+
+    run(raw, go)
+
+
+ADMIN_COMMANDS = (sites, top, explain, rtt, _drain_command(True), _drain_command(False), host)

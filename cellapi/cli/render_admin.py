@@ -186,3 +186,53 @@ def rtt_table(m: federation_pb2.RttMatrix) -> Table:
 def cell_line(cell: federation_pb2.CellView) -> str:
     state = "drained" if cell.drained else "in placement"
     return f"{cell.name}: {state}, health {health_text(cell.health)}"
+
+
+# -- compute hosts --------------------------------------------------------------------------------------
+_HOST_COLUMNS = ("HOST", "UP", "STATE", "LEASE", "GENERATION", "HEARTBEAT", "EVACUABLE", "INSTANCES",
+                 "VCPUS", "MEM GiB")  # fmt: skip
+
+
+def _evacuable(h: federation_pb2.HostView) -> str:
+    if h.lease_state == "HELD":
+        return f"in {fmt_duration(h.evacuable_in)} if silent"
+    wait = h.evacuable_in.ToMilliseconds()
+    return "now" if wait <= 0 else f"in {fmt_duration(h.evacuable_in)}"
+
+
+def hosts_table(view: federation_pb2.ListHostsResponse) -> Table:
+    """One row per host: whether it reports, its lease, and when an evacuation would be allowed."""
+    t = table(*_HOST_COLUMNS)
+    for h in view.hosts:
+        style = None if h.up else "dim"
+        add_row(
+            t, h.host, "yes" if h.up else "no", "disabled" if h.disabled else "enabled",
+            h.lease_state or NONE, str(h.lease_generation or NONE),
+            fmt_duration(h.heartbeat_age, present=h.HasField("heartbeat_age")), _evacuable(h),
+            str(h.instances), str(h.capacity.vcpus_total or NONE),
+            f"{h.capacity.memory_mb_total / 1024:.1f}" if h.capacity.memory_mb_total else NONE,
+            style=style,
+        )  # fmt: skip
+    return t
+
+
+def host_line(h: federation_pb2.HostView) -> str:
+    state = "disabled (out of placement, keeps its instances)" if h.disabled else "enabled"
+    return f"{h.name}: {state}, lease {h.lease_state}, {h.instances} instances"
+
+
+def evacuation_table(ev: federation_pb2.EvacuateHostResponse) -> Table:
+    t = table("INSTANCE", "TO HOST", "GENERATION", "STATUS")
+    for m in ev.moved:
+        add_row(
+            t, m.instance_id, m.to_host or NONE, str(m.generation), common_pb2.InstanceStatus.Name(m.status)
+        )
+    return t
+
+
+def evacuation_summary(ev: federation_pb2.EvacuateHostResponse) -> str:
+    moved = sum(1 for m in ev.moved if m.to_host)
+    lines = [f"{ev.host.name}: {moved} instances rebuilt elsewhere, {len(ev.moved) - moved} finished, "
+             f"{len(ev.stayed)} stayed; lease {ev.host.lease_state}"]  # fmt: skip
+    lines += [f"  stayed: {s}" for s in ev.stayed]
+    return "\n".join(lines)

@@ -107,6 +107,7 @@ async def start_router(
         ),
         outcome=lambda o: metrics.routing.labels(settings.site_id, o).inc(),
         lookup=lambda iid, tenant: ops.call(parse_instance_id(iid), tenant, "GetInstance"),
+        cell_of=lambda cell_id: directory.snapshot.cells.get(cell_id),
     )
     lister = Lister(
         store.listing,

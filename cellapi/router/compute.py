@@ -16,10 +16,8 @@ from cellapi.router.create import Creator
 from cellapi.router.instances import InstanceOps
 from cellapi.router.listing import Lister
 from cellapi.router.settings import RouterSettings
-from fedlib.errors import CellfedError
 from fedlib.flavor import Flavor
-from fedrpc.handlers import unary
-from fedrpc.status import abort_with
+from fedrpc.handlers import streaming, unary
 from replication.model import Cell
 from replication.paging import ListQuery
 
@@ -34,7 +32,7 @@ class Placement(Protocol):
         hint: common_pb2.PlacementHint,
         from_site: str,
         group_sites: frozenset[str] = frozenset(),
-    ) -> tuple[list[Cell], str]: ...
+    ) -> tuple[list[Cell], str, bool]: ...
 
 
 class Groups(Protocol):
@@ -64,9 +62,11 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
         flavor = rq.check_create(request)
         group = request.placement.spread_group
         held = await self._groups.holding(tenant, group) if group else frozenset()
-        candidates, why = self._placement.candidates(flavor, request.placement, self._settings.site_id, held)
+        candidates, why, transient = self._placement.candidates(
+            flavor, request.placement, self._settings.site_id, held
+        )
         created = await self._creator.create(
-            tenant, request, flavor, rq.fingerprint(request), candidates, why
+            tenant, request, flavor, rq.fingerprint(request), candidates, why, transient=transient
         )
         if group:
             self._groups.remember(tenant, group, created.site)
@@ -115,17 +115,15 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
     ) -> common_pb2.Instance:
         return await self._ops.call(rq.instance_name(request.name), current_claims().tenant, "RebootInstance")
 
+    @streaming()
     async def WatchInstance(
         self, request: compute_pb2.WatchInstanceRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[common_pb2.InstanceEvent]:
-        try:
-            iid = rq.instance_name(request.name)
-            remaining = context.time_remaining()
-            timeout = min(WATCH_MAX_S, remaining) if remaining is not None else WATCH_MAX_S
-            async for event in self._ops.watch(iid, current_claims().tenant, timeout):
-                yield event
-        except CellfedError as exc:
-            await abort_with(context, exc)
+        iid = rq.instance_name(request.name)
+        remaining = context.time_remaining()
+        timeout = min(WATCH_MAX_S, remaining) if remaining is not None else WATCH_MAX_S
+        async for event in self._ops.watch(iid, current_claims().tenant, timeout):
+            yield event
 
     @unary()
     async def WhoAmI(

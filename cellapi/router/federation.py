@@ -19,13 +19,14 @@ from cellfed.v1 import cell_pb2, common_pb2, federation_pb2, federation_pb2_grpc
 from cellapi.router import requests as rq
 from cellapi.router.cell_clients import CellClients
 from cellapi.router.directory import Directory
+from cellapi.router.host_ops import HostOps, parse_cell
 from cellapi.router.peers import rtt_of
 from cellapi.router.placement import Placement
 from cellapi.router.prober import Prober, cell_target, router_target
 from cellapi.router.settings import RouterSettings
 from cellapi.router.site_reports import freshest_by_site, matrix_row, site_traffic
 from fedlib.catalog import resolve_flavor
-from fedlib.errors import InvalidArgument, NotFound
+from fedlib.errors import NotFound
 from fedrpc.handlers import unary
 from replication.model import CellState
 
@@ -43,6 +44,7 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
     ) -> None:
         self._settings, self._directory, self._prober = settings, directory, prober
         self._placement, self._cells, self._now, self.count_request = placement, cells, clock_ms, count
+        self._hosts = HostOps(directory, cells, settings.cell_timeout_s)
 
     @unary()
     async def ListSites(
@@ -153,6 +155,7 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
         self, request: federation_pb2.ExplainPlacementRequest, context: grpc.aio.ServicerContext
     ) -> federation_pb2.PlacementExplanation:
         flavor = resolve_flavor(request.flavor)
+        rq.check_placement(request.placement)
         ex = self._placement.explain(flavor, request.placement, request.from_site or self._settings.site_id)
         out = federation_pb2.PlacementExplanation(
             chosen_cell=ex.chosen.cell.cell_id if ex.chosen else "", summary=f"{ex.reference}: {ex.summary}"
@@ -177,13 +180,9 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
     async def _drain(
         self, request: federation_pb2.DrainCellRequest, drained: bool
     ) -> federation_pb2.CellView:
-        parts = request.name.split("/")
-        cell_id = parts[3] if len(parts) == 4 and parts[0] == "sites" and parts[2] == "cells" else ""
-        cell = self._directory.snapshot.cells.get(cell_id)
-        if cell is None:
-            raise InvalidArgument(
-                f"name {request.name!r} is not a known cell ('sites/<site>/cells/<cell>')", field="name"
-            )
+        # The site in the name must be the cell's own: sites/nyc1/cells/par1-c1 names no cell.
+        cell = parse_cell(request.name, self._directory, field="name")
+        cell_id = cell.cell_id
         req = cell_pb2.SetCellDrainedRequest(drained=drained, reason=request.reason)
         await self._cells.call(cell, "SetCellDrained", req, self._settings.cell_timeout_s)
         await self._directory.refresh()  # the cell published its new state: show it (and place by it) now
@@ -200,6 +199,31 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
         self, request: federation_pb2.DrainCellRequest, context: grpc.aio.ServicerContext
     ) -> federation_pb2.CellView:
         return await self._drain(request, False)
+
+    # -- compute hosts, forwarded to their cell (cellapi.router.host_ops) -------------------------------
+    @unary()
+    async def ListHosts(
+        self, request: federation_pb2.ListHostsRequest, context: grpc.aio.ServicerContext
+    ) -> federation_pb2.ListHostsResponse:
+        return await self._hosts.list(request.parent)
+
+    @unary()
+    async def DisableHost(
+        self, request: federation_pb2.HostRequest, context: grpc.aio.ServicerContext
+    ) -> federation_pb2.HostView:
+        return await self._hosts.set_disabled(request, True)
+
+    @unary()
+    async def EnableHost(
+        self, request: federation_pb2.HostRequest, context: grpc.aio.ServicerContext
+    ) -> federation_pb2.HostView:
+        return await self._hosts.set_disabled(request, False)
+
+    @unary()
+    async def EvacuateHost(
+        self, request: federation_pb2.EvacuateHostRequest, context: grpc.aio.ServicerContext
+    ) -> federation_pb2.EvacuateHostResponse:
+        return await self._hosts.evacuate(request)
 
     @unary()
     async def GetRttMatrix(

@@ -55,14 +55,18 @@ class InstanceOps:
             return await self._from_index(iid, tenant)
 
     async def _from_index(self, iid: InstanceId, tenant: str) -> common_pb2.Instance:
+        # Another tenant's row reads exactly like no row: a NOT_FOUND here, beside UNAVAILABLE for ids that
+        # exist nowhere, would tell a caller which ids are real while their cell is down.
+        unknown = Unavailable(
+            f"the owner of instance {iid} (cell {iid.home_cell}) is unreachable and the index has no row "
+            "for it; try again later"
+        )
         try:
             owner, entry = await self._owners.from_index(iid)
         except NotFound:
-            raise Unavailable(
-                f"the owner of instance {iid} is unreachable and the index has no row"
-            ) from None
+            raise unknown from None
         if entry.tenant != tenant:
-            raise NotFound(f"instance {iid} not found", field="name")
+            raise unknown
         return index_to_instance(entry, self._now(), stale=True, site=owner.site_id if owner else "")
 
     async def _forward(self, cell: Any, method: str, request: Any) -> common_pb2.Instance:

@@ -182,16 +182,32 @@ def health_of(
         return Health.SUSPECT
     if record.last_success_ms is None:
         return Health.HEALTH_UNKNOWN  # probed, no answer yet, not yet past a fast threshold
-    if _slow_rtt(cfg, record) or _few_hosts(cfg, hosts_up, hosts_total):
+    if _slow_rtt(cfg, record, _shared_jump_ms(state, target)) or _few_hosts(cfg, hosts_up, hosts_total):
         return Health.DEGRADED
     return Health.HEALTHY
 
 
-def _slow_rtt(cfg: DetectorConfig, record: PeerRecord) -> bool:
+def _jump_ms(record: PeerRecord) -> float | None:
+    ewma, base = record.rtt_ewma_ms, record.rtt_baseline_ms
+    return None if ewma is None or base is None else max(0.0, ewma - base)
+
+
+def _shared_jump_ms(state: PeerTable, target: str) -> float:
+    """How far above their own baselines the OTHER targets' RTTs are now (the median). A probe's RTT
+    includes this router's own delays (a starved event loop, a loaded machine), which every target then
+    shows at once; that part says nothing about `target`, so it is taken off before judging it. Without
+    it, the local cell (1 ms baseline) turned DEGRADED on every load spike and lost its share to remote
+    cells, whose 100 ms baselines hide the same 20 ms."""
+    jumps = sorted(j for t, r in state.records.items() if t != target and (j := _jump_ms(r)) is not None)
+    return jumps[len(jumps) // 2] if jumps else 0.0
+
+
+def _slow_rtt(cfg: DetectorConfig, record: PeerRecord, shared_jump_ms: float) -> bool:
     ewma, base = record.rtt_ewma_ms, record.rtt_baseline_ms
     if ewma is None or base is None:
         return False
-    return ewma > base * cfg.degraded_rtt_ratio and ewma - base > cfg.degraded_rtt_min_jump_ms
+    own = ewma - min(shared_jump_ms, max(0.0, ewma - base))
+    return own > base * cfg.degraded_rtt_ratio and own - base > cfg.degraded_rtt_min_jump_ms
 
 
 def _few_hosts(cfg: DetectorConfig, hosts_up: int | None, hosts_total: int | None) -> bool:

@@ -18,6 +18,7 @@ from cellapi.router.ranking_inputs import Candidate, Hint, Ingress, RankingConfi
 from cellapi.router.settings import RouterSettings
 from fedlib.errors import InvalidArgument
 from fedlib.flavor import Flavor
+from fedlib.names import shown
 from replication.model import Cell, CellState, Site, SiteState
 
 
@@ -37,12 +38,14 @@ class Placement:
         group_sites: frozenset[str] = frozenset(),
     ) -> ranking.Explanation:
         snap = self._directory.snapshot
-        ingress_site = snap.sites.get(from_site) or self._own_site()
         if from_site not in snap.sites and from_site != self._settings.site_id:
-            raise InvalidArgument(f"from_site {from_site!r} is not a known site", field="from_site")
+            raise InvalidArgument(f"from_site {shown(from_site)} is not a known site", field="from_site")
+        ingress_site = snap.sites.get(from_site) or self._own_site()
         near = hint.WhichOneof("near")
         if near == "site" and hint.site not in snap.sites:
-            raise InvalidArgument(f"placement.site {hint.site!r} is not a known site", field="placement.site")
+            raise InvalidArgument(
+                f"placement.site {shown(hint.site)} is not a known site", field="placement.site"
+            )
         point = GeoPoint(hint.point.latitude, hint.point.longitude) if near == "point" else None
         pure_hint = Hint(
             near_site=hint.site if near == "site" else None,
@@ -70,9 +73,11 @@ class Placement:
         hint: common_pb2.PlacementHint,
         from_site: str,
         group_sites: frozenset[str] = frozenset(),
-    ) -> tuple[list[Cell], str]:
+    ) -> tuple[list[Cell], str, bool]:
+        """The cells to try in order; when there are none, why, and whether that may pass by itself."""
         explanation = self.explain(flavor, hint, from_site, group_sites)
-        return [r.cell for r in explanation.candidates if r.eligible], explanation.summary
+        eligible = [r.cell for r in explanation.candidates if r.eligible]
+        return eligible, explanation.summary, explanation.transient
 
     def _candidates(self, measured: bool) -> list[Candidate]:
         snap = self._directory.snapshot

@@ -79,6 +79,9 @@ class Explanation:
     candidates: tuple[Ranked, ...]  # every candidate: eligible ones in the order to try, then the rest
     chosen: Ranked | None
     summary: str  # one line: the choice and why, or why nothing fits
+    # Nothing fits only because cells are sick or their summaries stale, not for want of room: the
+    # answer may change in seconds, so a create is refused UNAVAILABLE (retried), not RESOURCE_EXHAUSTED.
+    transient: bool = False
 
     @property
     def order(self) -> tuple[Ranked, ...]:
@@ -130,7 +133,15 @@ def rank(
     ranked = tuple(_ranked(r) for r in ordered)
     chosen = ranked[0] if ranked and ranked[0].eligible else None
     summary = _chosen_summary(chosen, ref, len(eligible), len(rows)) if chosen else _why_none(rows, flavor)
-    return Explanation(reference=ref.label, candidates=ranked, chosen=chosen, summary=summary)
+    transient = chosen is None and any(
+        all(cat in _TRANSIENT for cat, _ in r.blockers) for r in rows if r.blockers
+    )
+    return Explanation(
+        reference=ref.label, candidates=ranked, chosen=chosen, summary=summary, transient=transient
+    )
+
+
+_TRANSIENT = frozenset({"health", "summary"})  # blockers that lift by themselves when a cell recovers
 
 
 def require_choice(explanation: Explanation) -> Ranked:

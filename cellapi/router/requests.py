@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from cellfed.v1 import compute_pb2
+from cellfed.v1 import common_pb2, compute_pb2
 
 from fedlib.catalog import check_image, resolve_flavor
 from fedlib.errors import InvalidArgument
@@ -35,7 +35,13 @@ def check_create(request: compute_pb2.CreateInstanceRequest) -> Flavor:
     check_image(request.image)
     check_user_data(request.user_data)
     check_labels(request.labels)
-    hint = request.placement
+    check_placement(request.placement)
+    return flavor
+
+
+def check_placement(hint: common_pb2.PlacementHint) -> None:
+    """A placement hint as create checks it; ExplainPlacement checks the same, so it never explains a
+    request create would refuse."""
     if hint.WhichOneof("near") == "site":
         check_id(hint.site, "placement.site")
     if hint.WhichOneof("near") == "region":
@@ -47,7 +53,6 @@ def check_create(request: compute_pb2.CreateInstanceRequest) -> Flavor:
         raise InvalidArgument("placement.point is not a latitude/longitude", field="placement.point")
     if hint.spread_group:
         check_id(hint.spread_group, "placement.spread_group")
-    return flavor
 
 
 def fingerprint(request: compute_pb2.CreateInstanceRequest) -> str:

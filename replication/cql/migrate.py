@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fedlib.errors import StoreError, Unavailable
+from fedlib.errors import DeadlineExceeded, StoreError, Unavailable
 from replication.cql.listing_copy import copy_listing_to_generations
 from replication.cql.session import CqlSession
 from replication.schema import (
@@ -35,6 +35,7 @@ from replication.schema import (
 log = logging.getLogger(__name__)
 
 _DDL_TIMEOUT_S = 30.0
+_DDL_ATTEMPTS = 3
 # Schema changes all go through one coordinator's migration stage: a few at once hide the driver's
 # per-statement agreement wait, hundreds (many cells) would only queue there and time out.
 _DDL_CONCURRENCY = 6
@@ -150,8 +151,23 @@ async def _version(session: CqlSession, system: _SystemSchema, ks: str) -> int:
 
 
 async def _ddl(session: CqlSession, statement: str, limit: asyncio.Semaphore) -> None:
-    async with limit:
-        await session.execute(statement, timeout_s=_DDL_TIMEOUT_S)
+    """One DDL, then schema agreement. Every statement here is idempotent (IF NOT EXISTS, or guarded by
+    a schema check), so a timed-out one (outcome unknown: seen on a loaded machine, the driver's connection
+    declared defunct mid-DDL) is sent again, but only after the cluster agrees on a schema: re-sending a
+    CREATE TABLE while the first one is still spreading could make a second table id on another
+    coordinator (Cassandra 2.1's "Column family ID mismatch")."""
+    for attempt in range(1, _DDL_ATTEMPTS + 1):
+        try:
+            async with limit:
+                await session.execute(statement, timeout_s=_DDL_TIMEOUT_S)
+            break
+        except DeadlineExceeded as exc:
+            if attempt == _DDL_ATTEMPTS:
+                raise
+            log.warning(
+                "DDL timed out (attempt %d), sending it again after schema agreement: %s", attempt, exc
+            )
+            await wait_for_schema_agreement(session)
     await wait_for_schema_agreement(session)
 
 

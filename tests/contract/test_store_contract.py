@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -352,6 +353,49 @@ async def test_idempotency_retry_in_another_region_finds_the_claim(h: Harness) -
     await _replicated(local, tenant, [PEER, LOCAL], 2)
     both = await local.lookup(tenant, "req-x", [PEER, LOCAL])
     assert [r.region for r in both] == [LOCAL, PEER]
+
+
+async def test_idempotency_claim_moves_only_from_the_id_it_names(h: Harness) -> None:
+    ledger, tenant = h.store.idempotency, f"t{h.unique}"
+    first = (await ledger.claim(_claim(h, "req-move", 1), ttl_s=600)).record
+    spilled = str(new_instance_id("cams", T0 + 5, 5))
+    moved = await ledger.reassign(first, spilled, ttl_s=600)
+    assert moved == replace(first, instance_id=spilled)
+    # A second attempt that still thinks the claim names the first id loses, and learns the current one.
+    other = str(new_instance_id("cnyc", T0 + 6, 6))
+    assert await ledger.reassign(first, other, ttl_s=600) == moved
+    assert await ledger.lookup(tenant, "req-move", [LOCAL]) == [moved]
+    # A retry is answered with the moved claim.
+    again = await ledger.claim(_claim(h, "req-move", 7), ttl_s=600)
+    assert not again.won and again.record == moved
+    with pytest.raises(FailedPrecondition):  # a claim moves only in its own region
+        await ledger.reassign(replace(moved, region=PEER), first.instance_id, ttl_s=600)
+    with pytest.raises(InvalidArgument):
+        await ledger.reassign(moved, moved.instance_id, ttl_s=600)
+
+
+async def test_idempotency_claim_that_expired_does_not_move(h: Harness) -> None:
+    ledger = h.store.idempotency
+    first = (await ledger.claim(_claim(h, "req-gone", 1), ttl_s=1)).record
+    await h.advance(2.5)
+    with pytest.raises(NotFound):
+        await ledger.reassign(first, str(new_instance_id("cams", T0 + 5, 5)), ttl_s=1)
+
+
+async def test_idempotency_reassert_fills_a_missing_claim_and_never_overrides_a_newer_one(h: Harness) -> None:
+    ledger, tenant = h.store.idempotency, f"t{h.unique}"
+    lost = _claim(h, "req-lost", 1, region=PEER)  # a peer region's claim this DC never received
+    await ledger.reassert(lost, written_at_ms=lost.created_at_ms, ttl_s=600)
+    assert await ledger.lookup(tenant, "req-lost", [PEER]) == [lost]
+    # A claim moved since (newer write) is not undone by a late re-assert of its first state.
+    # Claims are stamped by the claiming router's clock, which is the store's here.
+    mine = replace(_claim(h, "req-kept", 2), created_at_ms=h.now_ms())
+    mine = (await ledger.claim(mine, ttl_s=600)).record
+    moved = await ledger.reassign(mine, str(new_instance_id("cams", T0 + 5, 5)), ttl_s=600)
+    await ledger.reassert(mine, written_at_ms=mine.created_at_ms, ttl_s=600)
+    assert await ledger.lookup(tenant, "req-kept", [LOCAL]) == [moved]
+    with pytest.raises(InvalidArgument):
+        await ledger.reassert(lost, written_at_ms=lost.created_at_ms, ttl_s=0)
 
 
 async def _rotate(listing: TenantListing, live: list[ListingEntry], cells: set[str], at: int) -> None:

@@ -38,6 +38,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cell.app import RunningCell, start_cell
 from cell.controller import ControllerSettings
+from cell.request_claims import SweepSettings
 from cellapi.auth import KeyRing, bearer_interceptors, generate_keypair, mint, read_private_key
 from cellapi.router.app import RunningRouter, start_router
 from cellapi.router.geo import GeoPoint, distance_km, estimate_rtt_ms
@@ -51,7 +52,7 @@ from replication.store import Store
 from tests.inprocess.agent import FakeAgent, HostSpec
 from tests.inprocess.link import CellLink
 from tests.inprocess.specs import AMS1, NYC1, PAR1, SITES, CellSpec, SiteSpec, cells, create_request
-from tests.inprocess.store import HeldIndex, StoreView
+from tests.inprocess.store import ClaimsNet, HeldIndex, RegionClaims, StoreView
 
 __all__ = [
     "AMS1", "NYC1", "PAR1", "SITES", "CellSpec", "FakeAgent", "Harness", "HarnessCell", "HostSpec",
@@ -112,6 +113,7 @@ class Harness:
         self.clock = ManualClock(start_ms=time.time_ns() // 1_000_000)
         self.store = MemoryStore(self.clock.now_ms, region=sites[0].region)
         self.index = HeldIndex(self.store.index)
+        self.claims_net = ClaimsNet()
         self.sites = {s.site_id: s for s in sites}
         self.cells: dict[str, HarnessCell] = {}
         self.routers: dict[str, RunningRouter] = {}
@@ -152,8 +154,9 @@ class Harness:
     def view(self, region: str) -> Store:
         s = self.store
         return StoreView(
-            s.directory, s.routers, s.capacity, self.index, s.listing, s.idempotency.for_region(region)
-        )
+            s.directory, s.routers, s.capacity, self.index, s.listing,
+            RegionClaims(s.idempotency.for_region(region), region, self.claims_net),
+        )  # fmt: skip
 
     async def _put_sites(self, without: Sequence[str]) -> None:
         """Rows of the sites that have no router (a router announces its own): an operator's launcher
@@ -188,7 +191,7 @@ class Harness:
             self.cells[spec.cell_id] = cell
         settings = ControllerSettings(
             cell_id=spec.cell_id, site_id=spec.site_id, region=cell.site.region,
-            build_timeout_ms=int(build_timeout_s * 1000),
+            build_timeout_ms=int(build_timeout_s * 1000), claim_sweep=SweepSettings(every_s=_PARKED_S),
         )  # fmt: skip
         cell.running = await start_cell(
             settings, cell.records, self.view(cell.site.region), listen="127.0.0.1:0",
@@ -318,6 +321,12 @@ class Harness:
                 return
             await self.probe()
         raise AssertionError(f"routers still see {cell_id} as reachable")
+
+    async def settle_claims(self) -> None:
+        """What every cell's claim sweep does on its next pass (parked otherwise)."""
+        for cell in self.cells.values():
+            if cell.running is not None and cell.running.claims is not None:
+                await cell.running.claims.sweep()
 
     def hold_index(self) -> None:
         """Cells' index writes wait (a publish not landed yet) until `release_index()`."""

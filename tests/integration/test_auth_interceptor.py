@@ -227,3 +227,40 @@ async def test_rotation_needs_no_restart(tmp_path: Path) -> None:
             assert "unknown key id 'k1'" in (error.details() or "")
     finally:
         await site.server.stop(0)
+
+
+GARBAGE = b"\xff\xff\xff\xff\x0f" + b"\x8a" * 64  # not a protobuf message: a truncated varint field
+
+
+async def raw_call(channel: grpc.aio.Channel, method: str, body: bytes, token: str | None) -> grpc.StatusCode:
+    metadata = bearer_metadata(token) if token is not None else None
+    if method.endswith("WatchInstance"):
+        stream = channel.unary_stream(method)(body, metadata=metadata)
+        try:
+            async for _ in stream:
+                pass
+        except grpc.aio.AioRpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
+    try:
+        await channel.unary_unary(method)(body, metadata=metadata)
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize("method", ["WhoAmI", "WatchInstance"])
+async def test_a_malformed_body_is_refused_by_credentials_first_then_as_invalid(
+    channel: grpc.aio.Channel, site: Site, method: str
+) -> None:
+    full = f"/{COMPUTE}/{method}"
+    assert await raw_call(channel, full, GARBAGE, None) is grpc.StatusCode.UNAUTHENTICATED
+    assert await raw_call(channel, full, GARBAGE, "not-a-token") is grpc.StatusCode.UNAUTHENTICATED
+    assert await raw_call(channel, full, GARBAGE, site.token()) is grpc.StatusCode.INVALID_ARGUMENT
+    # A well-formed body still works through the same path.
+    ok = (
+        empty_pb2.Empty().SerializeToString()
+        if method == "WhoAmI"
+        else compute_pb2.WatchInstanceRequest().SerializeToString()
+    )
+    assert await raw_call(channel, full, ok, site.token()) is grpc.StatusCode.OK

@@ -260,6 +260,25 @@ async def test_bad_input_names_the_field(cell: CellHarness) -> None:
     bad_image = build_request(cell.cell_id, "x")
     bad_image.image = "windows-95"
     cases.append((bad_image, "image"))
+    # An id naming another cell: only that cell may build it (cellapi.router.create).
+    cases.append(
+        (build_request(cell.cell_id, "x", instance_id=str(new_instance_id("other-c1", 1, 1))), "instance_id")
+    )
+    for field, value in (
+        ("region", "bad region!"),
+        ("fingerprint", ""),
+        ("expires_at_ms", 1),
+        ("created_at_ms", -1),
+    ):
+        bad_claim = build_request(cell.cell_id, "x")
+        bad_claim.request_id = "req-1"
+        bad_claim.claim.CopyFrom(
+            cell_pb2.RequestClaim(
+                region="eu-west", created_at_ms=1_000, fingerprint="fp", expires_at_ms=9_000
+            )
+        )
+        setattr(bad_claim.claim, field, value)
+        cases.append((bad_claim, f"claim.{field}"))
     for request, field in cases:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.BuildInstance(request, timeout=5)

@@ -62,6 +62,8 @@ async def expositions(fed: Federation) -> dict[str, str]:
                 await client.get(f"{other.cell}.00000000000000000000000000")
         await client.close()
     client = fed.client(SITES[0].site)
+    async for _ in client.watch(created[0].instance_id):  # a stream is counted like a unary call
+        break
     for inst in created:
         await client.action("Delete", inst.instance_id)
     await client.close()
@@ -135,6 +137,9 @@ async def test_traffic_shows_up_in_the_router_metrics(expositions: dict[str, str
         families = {f.name: f for f in text_string_to_metric_families(expositions[f"router:{site.site}"])}
         codes = {s.labels["code"] for s in families["cellfed_router_requests"].samples}
         assert {"OK", "NOT_FOUND"} <= codes, (site.site, codes)
+        if site is SITES[0]:
+            methods = {s.labels["method"] for s in families["cellfed_router_requests"].samples}
+            assert "WatchInstance" in methods, methods
         targets = {
             s.labels["target_site"] for s in families["cellfed_router_forward_duration_seconds"].samples
         }

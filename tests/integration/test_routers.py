@@ -4,10 +4,12 @@ cell, a real 3-DC Cassandra, emulated WAN between sites. Issue 4's cases, destru
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -23,10 +25,14 @@ pytestmark = [pytest.mark.cassandra, pytest.mark.libvirt]
 
 @pytest.fixture(scope="module")
 async def fed(cassandra_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Federation]:
-    async with running_federation(
-        tmp_path_factory.mktemp("federation"), cassandra_cluster.contact_points
-    ) as f:
-        yield f
+    workdir = tmp_path_factory.mktemp("federation")
+    # The processes inherit it: a test arms a failpoint (fedrpc.failpoints) by writing this file.
+    os.environ["CELLFED_FAILPOINTS_FILE"] = str(workdir / "failpoints")
+    try:
+        async with running_federation(workdir, cassandra_cluster.contact_points) as f:
+            yield f
+    finally:
+        del os.environ["CELLFED_FAILPOINTS_FILE"]
 
 
 def create_request(
@@ -93,6 +99,48 @@ async def test_replayed_create_at_another_router_is_the_same_instance(fed: Feder
     with pytest.raises(errors.AlreadyExists) as err:  # same id, another request
         await fed.client("nyc1").create(create_request("twice", request_id=request_id))
     assert err.value.rpc_code == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def _live_named(client: Client, name: str) -> list[str]:
+    page = await client.list(page_size=50, filter=f"name:{name}*")
+    return sorted(
+        i.instance_id for i in page.instances if i.status not in (common_pb2.DELETING, common_pb2.DELETED)
+    )
+
+
+@pytest.mark.parametrize(
+    "sites", [("par1", "nyc1"), ("par1", "nyc1", "sin1")], ids=["2-regions", "3-regions"]
+)
+async def test_one_request_id_at_routers_in_several_regions_at_once_is_one_instance(
+    fed: Federation, sites: tuple[str, ...]
+) -> None:
+    """A client failing over sends one request id to routers in two or three regions at the same moment:
+    each may claim it before the others' claims replicate, but the cells settle it (the oldest claim
+    wins), and every router then answers with the one instance left."""
+    clients = [fed.client(s) for s in sites]
+    duplicated = 0
+    for round_ in range(5):
+        name = f"eo{uuid.uuid4().hex[:10]}"
+        request = create_request(name)
+        made = await asyncio.gather(*(c.create(request) for c in clients), return_exceptions=True)
+        built = {m.instance_id for m in made if isinstance(m, common_pb2.Instance)}
+        assert built, made
+        duplicated += len(built) > 1
+        deadline = time.monotonic() + 40  # two claim-sweep periods and a delete, with room
+        while True:
+            answers = {(await c.create(request)).instance_id for c in clients}
+            live = await _live_named(clients[0], name)
+            if len(answers) == 1 and live == sorted(answers):
+                break
+            assert time.monotonic() < deadline, (round_, built, answers, live)
+            await asyncio.sleep(0.5)
+        if len(built) == len(clients):  # every attempt built: the survivor is one of them, never another
+            assert answers <= built
+    print(
+        f"\n{len(sites)} routers at once, 5 rounds: {duplicated} rounds built duplicates, all settled to one"
+    )
+    for c in clients:
+        await c.close()
 
 
 async def test_listing_300_instances_paged_sorted_and_identical_across_routers(fed: Federation) -> None:
@@ -198,6 +246,43 @@ async def test_a_spread_group_goes_to_different_sites(fed: Federation) -> None:
     for inst in placed:
         await client.action("Delete", inst.instance_id)
     await client.close()
+
+
+def arm(failpoint: str | None) -> None:
+    path = Path(os.environ["CELLFED_FAILPOINTS_FILE"])
+    if failpoint is None:
+        path.unlink()
+    else:
+        path.write_text(failpoint + "\n")
+
+
+async def test_a_cell_killed_between_persisting_a_build_and_answering_is_not_built_elsewhere(
+    fed: Federation,
+) -> None:
+    """par1's controller dies (SIGKILL, by failpoint) right after it persisted the build: the router's
+    connection is lost with no answer. It may have built it, so the router must not build the same
+    request in another cell, however often the client retries while par1 is down."""
+    client, other = fed.client("par1"), fed.client("nyc1")
+    arm("cell.par1-c1.build-persisted=kill")
+    name = f"ghost{uuid.uuid4().hex[:8]}"
+    request = create_request(name)
+    request.placement.site = "par1"
+    try:
+        with pytest.raises(errors.Unavailable) as err:
+            answered = await client.create(request)
+            raise AssertionError(f"answered, from {answered.cell}: {answered.instance_id}")
+    finally:
+        arm(None)
+    assert "may have built" in (err.value.rpc_details or ""), err.value.rpc_details
+    assert fed.procs["cell:par1"].wait(10) is not None  # it really died
+    for c in (client, other):  # retries, at the same router and at another region's
+        for _ in range(3):  # unavailable, or no answer in time while the router waits for par1
+            with pytest.raises((errors.Unavailable, errors.DeadlineExceeded)):
+                await c.create(request)
+    page = await other.list(page_size=50, filter=f"name:{name}*")
+    assert all(i.cell == "par1-c1" for i in page.instances), [(i.instance_id, i.cell) for i in page.instances]
+    await client.close()
+    await other.close()
 
 
 async def test_dead_cell_partial_list_unknown_get_and_fast_detection(fed: Federation) -> None:

@@ -230,3 +230,39 @@ def test_a_reboot_generation_is_applied_once(
     power: PowerState | None, generation: int, applied: int, expected: list[str]
 ) -> None:
     assert reboot_plan(power, generation, applied) == expected
+
+
+# -- generations: a stale copy goes at once ------------------------------------------------------------
+def gen_dom(power: PowerState, generation: int | None, iid: str = "i1") -> ObservedDomain:
+    return ObservedDomain("u-" + iid, power, iid, 3, None, generation)
+
+
+@pytest.mark.parametrize(
+    ("wanted_generation", "seen_generation", "expected"),
+    [
+        (2, 1, ["Destroy", "Undefine", "DefineAndStart", "Drift:STALE_GENERATION"]),  # rebuilt fresh
+        (2, None, ["Destroy", "Undefine", "DefineAndStart", "Drift:STALE_GENERATION"]),  # None reads as 1
+        (2, 2, []),
+        (1, None, []),
+        (1, 2, []),  # newer than wanted cannot be stale; never touched for it
+    ],
+)
+def test_a_domain_older_than_the_wanted_generation_is_replaced(
+    wanted_generation: int, seen_generation: int | None, expected: list[str]
+) -> None:
+    wanted = DesiredInstance("i1", W.RUNNING, FLAVOR, 3, generation=wanted_generation)
+    assert kinds(run([wanted], [gen_dom(P.RUNNING, seen_generation)])) == expected
+
+
+def test_a_stale_copy_of_an_instance_that_moved_away_is_removed_without_grace() -> None:
+    state = DesiredState((), as_of_ms=NOW, superseded={"i1": 2, "i2": 3})
+    seen = [gen_dom(P.RUNNING, 1, "i1"), gen_dom(P.SHUTOFF, 3, "i2"), gen_dom(P.RUNNING, 1, "i3")]
+    plan = reconcile(state, seen, {}, NOW, OrphanPolicy(GRACE))
+    assert kinds(plan.actions) == [
+        "Destroy",
+        "Undefine",
+        "Drift:STALE_GENERATION",
+        "Drift:ORPHAN",
+        "Drift:ORPHAN",
+    ]
+    assert {a.instance_id for a in plan.actions if isinstance(a, Destroy | Undefine)} == {"i1"}

@@ -1,6 +1,6 @@
 """Creates through a real router to real cells, in one process (tests.inprocess.harness): placement,
 idempotency under the client's request id, spill-over, and what a client is told when a cell refuses,
-fails, goes away or loses its answer. Known wrong behaviours are strict xfails naming issue 15."""
+fails, goes away or loses its answer."""
 
 from __future__ import annotations
 
@@ -53,14 +53,16 @@ async def test_a_replayed_request_id_returns_the_same_instance_at_any_router() -
 
 async def test_a_cell_that_refuses_for_room_spills_to_the_next_candidate() -> None:
     async with Harness.running(SITES, cells(par1=SPLIT)) as h:
-        inst = await h.api("par1").CreateInstance(create_request("big", flavor="m1.medium"))
+        request = create_request("big", flavor="m1.medium")
+        inst = await h.api("par1").CreateInstance(request)
         assert inst.cell == "ams1-c1"  # the next nearest
-        assert inst.instance_id.startswith("par1-c1.")  # the id names the first choice
+        assert inst.instance_id.startswith("ams1-c1.")  # the claim moved to an id naming the cell built in
         assert h.cells["par1-c1"].link.calls["BuildInstance"] == 1
         assert await h.holders(inst.instance_id) == {"ams1-c1"}
-        await h.indexed(inst.instance_id)
         got = await h.api("par1").GetInstance(compute_pb2.GetInstanceRequest(name=inst.name))
-        assert got.cell == "ams1-c1"  # the home cell does not know it: the index says where it went
+        assert got.cell == "ams1-c1"
+        again = await h.api("par1").CreateInstance(request)
+        assert again.instance_id == inst.instance_id  # the replay finds the moved claim
 
 
 async def test_no_cell_with_room_is_resource_exhausted_saying_why() -> None:
@@ -101,7 +103,7 @@ async def test_a_build_past_its_deadline_is_unavailable_and_the_retry_resumes_it
         started = time.monotonic()
         err = await rpc_error(h.api("par1").CreateInstance(request))
         assert err.code() == grpc.StatusCode.UNAVAILABLE
-        assert "did not answer within" in (err.details() or "") and "same request_id" in (err.details() or "")
+        assert "did not answer" in (err.details() or "") and "same request_id" in (err.details() or "")
         assert 0.2 <= time.monotonic() - started < 1.0
         retried = await h.api("par1").CreateInstance(request)  # nothing was built: the retry builds it
         assert retried.cell == "par1-c1" and retried.instance_id.startswith("par1-c1.")
@@ -126,11 +128,6 @@ async def test_a_build_the_host_fails_is_error_with_its_fault() -> None:
         assert got.status == common_pb2.ERROR and got.fault == "BUILD_FAILED: fake: libvirt refused"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15: a cell that persisted the build then dropped the connection reads as a refusal, "
-    "so the router builds the same instance id in the next cell",
-)
 async def test_a_cell_that_persisted_then_dropped_the_answer_is_not_built_again_elsewhere() -> None:
     async with Harness.running(SITES, cells()) as h:
         h.cells["par1-c1"].link.lose_answer("BuildInstance", grpc.StatusCode.UNAVAILABLE)
@@ -143,15 +140,10 @@ async def test_a_cell_that_persisted_then_dropped_the_answer_is_not_built_again_
         built = {iid for c in h.cells.values() for iid in await _instance_ids(c.records)}
         assert len(built) == 1
         (instance_id,) = built
-        assert await h.holders(instance_id) == {"par1-c1"}  # today: {"par1-c1", "ams1-c1"}
+        assert await h.holders(instance_id) == {"par1-c1"}
         assert code == grpc.StatusCode.UNAVAILABLE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15: a replay that finds neither the home cell's record nor an index row yet resumes "
-    "the build, so it can land in a second cell while the first attempt's instance lives elsewhere",
-)
 async def test_a_replay_racing_the_index_returns_the_first_attempts_instance() -> None:
     async with Harness.running(SITES, cells(par1=SPLIT)) as h:
         h.hold_index()  # ams1-c1's index row has not landed yet
@@ -161,9 +153,18 @@ async def test_a_replay_racing_the_index_returns_the_first_attempts_instance() -
         await h.add_host("par1-c1", HostSpec("par1-h5", vcpus=4, memory_mb=8_192))  # now it has
         again = await h.api("par1").CreateInstance(request)
         assert again.instance_id == first.instance_id
-        assert await h.holders(first.instance_id) == {"ams1-c1"}  # today: both cells built it
+        assert await h.holders(first.instance_id) == {"ams1-c1"}
         assert again.cell == "ams1-c1"
 
 
 async def _instance_ids(records: MemoryCellRecords) -> set[str]:
     return {row.instance_id for row in await records.load_instances()}
+
+
+async def test_no_cell_up_is_unavailable_which_clients_retry_not_resource_exhausted() -> None:
+    async with Harness.running(SITES, cells()) as h:
+        for cell_id in list(h.cells):
+            await h.mark_down(cell_id)
+        err = await rpc_error(h.api("par1").CreateInstance(create_request("nowhere-up")))
+        assert err.code() == grpc.StatusCode.UNAVAILABLE, err.details()
+        assert "SUSPECT/OFFLINE" in (err.details() or "")

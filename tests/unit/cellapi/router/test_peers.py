@@ -90,6 +90,28 @@ def test_recovery_after_suspect_and_offline() -> None:
     assert health_of(t, T, 100_000) is Health.HEALTHY and rtt_of(t, T) == 300.0
 
 
+@pytest.mark.parametrize(
+    ("others_jump_ms", "expected"),
+    [(0.0, Health.DEGRADED), (2.0, Health.DEGRADED), (30.0, Health.HEALTHY)],
+)
+def test_a_jump_every_target_shows_is_the_routers_own_and_degrades_no_one(
+    others_jump_ms: float, expected: Health
+) -> None:
+    """The local cell (1 ms) and two remote ones (100 ms) all slow down by the same 30 ms when the router's
+    own machine is loaded: that is not the local cell's fault. Alone, the same jump is."""
+    baselines = {"par1-c1": 1.0, "ams1-c1": 100.0, "nyc1-c1": 100.0}
+    t, now = PeerTable(), 0
+    for target, rtt in baselines.items():
+        t = observe_success(t, target, rtt, now)
+    for _ in range(8):
+        now += 1_000
+        for target, rtt in baselines.items():
+            jump = 30.0 if target == "par1-c1" else others_jump_ms
+            t = observe_success(t, target, rtt + jump, now)
+    assert health_of(t, "par1-c1", now) is expected
+    assert health_of(t, "ams1-c1", now) is Health.HEALTHY
+
+
 def test_rtt_jump_is_degraded_and_a_lasting_change_is_absorbed() -> None:
     t, now = up(0, rtt=10.0), 0
     for _ in range(5):

@@ -90,13 +90,20 @@ async def test_a_get_in_a_down_cell_answers_from_the_index_unknown_with_its_age(
         assert "ams1" in (err.value.details() or ""), err.value.details()
 
 
-async def test_another_tenant_reads_a_down_cells_instance_as_missing() -> None:
+async def test_another_tenant_reads_a_down_cells_instance_like_an_id_that_does_not_exist() -> None:
+    """No existence oracle while a cell is down: another tenant's real id and a made-up id of the same
+    cell get the same answer (UNAVAILABLE: the index cannot say, and the cell is not there to ask)."""
     async with Harness.running(SITES, cells()) as h:
         inst = (await populate(h))["a-1"]
         await h.mark_down("ams1-c1")
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await h.api("par1", tenant="other").GetInstance(compute_pb2.GetInstanceRequest(name=inst.name))
-        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        made_up = "instances/ams1-c1." + "0" * 26
+        answers = []
+        for name in (inst.name, made_up):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await h.api("par1", tenant="other").GetInstance(compute_pb2.GetInstanceRequest(name=name))
+            details = (err.value.details() or "").replace(inst.instance_id, "ID").replace(made_up[10:], "ID")
+            answers.append((err.value.code(), details))
+        assert answers[0] == answers[1] and answers[0][0] == grpc.StatusCode.UNAVAILABLE, answers
 
 
 async def test_an_instance_on_a_silent_host_reads_unknown_from_its_live_cell() -> None:
