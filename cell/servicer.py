@@ -168,9 +168,16 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
     async def SetCellDrained(
         self, request: cell_pb2.SetCellDrainedRequest, context: grpc.aio.ServicerContext
     ) -> cell_pb2.CellStatus:
-        self._c.drained = request.drained
-        # Routers learn it from the directory (their next refresh): they stop offering the cell.
-        await self._on_drained(request.drained)
+        previous, self._c.drained = self._c.drained, request.drained
+        # Routers learn it from the directory (their next refresh): they stop offering the cell. If the
+        # row cannot be written (the cell's DC down), the drain is refused and undone here too: the caller
+        # is told it failed, so the cell must not stay drained behind its back. (Had the write landed after
+        # all, the directory re-assert puts back the state kept here within its period.)
+        try:
+            await self._on_drained(request.drained)
+        except Exception:
+            self._c.drained = previous
+            raise
         return self._status()
 
     # -- host operations (cell.host_admin) ------------------------------------------------------------

@@ -8,7 +8,7 @@ import grpc
 import pytest
 from cellfed.v1 import common_pb2, federation_pb2
 
-from tests.inprocess.harness import SITES, Harness, cells
+from tests.inprocess.harness import SITES, Harness, cells, create_request
 from tests.unit.cellapi.router.test_hosts_inprocess import federation, rpc_error
 
 
@@ -59,3 +59,27 @@ async def test_drain_needs_the_cells_own_site_in_its_name(name: str, code: grpc.
         assert len(err.details() or "") < 400  # the bad value is not echoed whole
         status = await h.cells["par1-c1"].status()
         assert not status.drained  # nothing was drained
+
+
+async def test_a_drain_the_cell_cannot_publish_is_refused_and_undone() -> None:
+    """The cell's DC is down: its directory row cannot be written. The caller is told the drain failed,
+    so the cell must not stay drained (it went on refusing every build after such a failure)."""
+    from fedlib.errors import Unavailable
+
+    async with Harness.running(SITES, cells()) as h:
+        directory = h.store.directory
+
+        async def dc_down(cell: object) -> None:
+            raise Unavailable("cassandra dc eu-west: NoHostAvailable")
+
+        real, directory.put_cell = directory.put_cell, dc_down  # type: ignore[method-assign]
+        try:
+            err = await rpc_error(
+                federation(h).DrainCell(federation_pb2.DrainCellRequest(name="sites/par1/cells/par1-c1"))
+            )
+        finally:
+            directory.put_cell = real  # type: ignore[method-assign]
+        assert err.code() == grpc.StatusCode.UNAVAILABLE
+        assert not (await h.cells["par1-c1"].status()).drained
+        inst = await h.api("par1").CreateInstance(create_request("after-failed-drain"))
+        assert inst.cell == "par1-c1"
