@@ -175,6 +175,13 @@ def summary(
         "operations": dict(sorted(ops_by_kind.items())),
         "acknowledged_creates": len(ledger.acks),
         "acknowledged_deletes": len(ledger.deleted),
+        "checked": {  # so that a clean result over empty sources cannot pass unnoticed
+            "live_instances": len(live_records(snapshot)),
+            "domains": sum(snapshot.domains.values()),
+            "index_dcs": len(snapshot.index),
+            "listings": len(snapshot.listings),
+            "cells": len(snapshot.records),
+        },
         "counts": {k: len(v) for k, v in defects.items()},
         "defects": defects,
         "success": success_by_site(ledger.ops, faults),

@@ -32,6 +32,11 @@ def print_report(report: dict[str, Any]) -> None:
         examples = "; ".join(report["defects"][kind][:3])
         defects.add_row(kind, str(count) if not count else f"[red]{count}[/red]", examples or "-")
     console.print(defects)
+    c = report["checked"]
+    console.print(
+        f"checked: {c['live_instances']} live instances, {c['domains']} domains, "
+        f"the index in {c['index_dcs']} DCs, {c['listings']} routers' listings, {c['cells']} cells' records"
+    )
     settle = report["settle"]
     console.print(
         f"settle: {'converged' if settle['converged'] else '[red]NOT converged[/red]'} "

@@ -41,6 +41,9 @@ def test_the_run_did_work_under_faults_of_every_kind(report: dict[str, Any]) -> 
     assert sum(report["restarts"].values()) >= 1  # killed components came back
     assert set(report["success"]) == {"par1", "nyc1", "sin1"}
     assert report["settle"]["converged"], report["defects"]
+    checked = report["checked"]  # the checker saw every source, and something in them
+    assert checked["live_instances"] >= 3 and checked["domains"] >= 1, checked
+    assert checked["index_dcs"] == checked["listings"] == checked["cells"] == 3, checked
 
 
 def test_no_acknowledged_create_is_lost(report: dict[str, Any]) -> None:

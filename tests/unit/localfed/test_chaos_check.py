@@ -184,3 +184,4 @@ def test_recovery_is_how_long_the_site_went_on_failing() -> None:
 def test_the_summary_counts_every_defect_kind() -> None:
     out = summary(ledger_of("a", "gone"), [], consistent([rec("a")]), stuck_after_s=60)
     assert out["counts"] == {**CLEAN, "lost": 1} and out["acknowledged_creates"] == 2
+    assert out["checked"] == {"live_instances": 1, "domains": 1, "index_dcs": 2, "listings": 2, "cells": 1}
