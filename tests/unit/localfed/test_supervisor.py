@@ -142,3 +142,46 @@ def test_after_stop_nothing_is_started_again(harness: Harness) -> None:
     harness.first.wait()
     assert not spawned.wait(FAST.initial_s * 6)
     assert harness.watch() == Phase.STOPPED
+
+
+def test_a_port_taken_at_restart_is_a_counted_failure_until_it_is_free() -> None:
+    """The real case: the component binds a fixed port; something else holds it when it comes back."""
+    import socket
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    serve = (
+        "import socket, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+        f"s.bind(('127.0.0.1', {port})); s.listen(); print('READY', flush=True); time.sleep(60)"
+    )
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-c", serve], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    sup = Supervisor(procs, policy=FAST)
+    first = spawn()
+    _ready(first)
+    sup.adopt("router:par1", first, Restartable(spawn, _ready))
+    squatter = socket.socket()
+    try:
+        first.kill()
+        first.wait()
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        _until(lambda: sup.watches()["router:par1"].failures >= 2)
+        assert sup.watches()["router:par1"].phase == Phase.RESTARTING  # backing off, not crashed
+        squatter.close()
+        _until(lambda: sup.watches()["router:par1"].phase == Phase.RUNNING)
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # back on its own port
+    finally:
+        squatter.close()
+        sup.stop()
+        for proc in procs.values():
+            proc.kill()
+            proc.wait()
