@@ -103,7 +103,8 @@ class LocalFederation:
         for name, argv in argvs.items():
             self.metrics_ports[name] = free_port()
             self.argvs[name] = [*argv, "--metrics-listen", f"127.0.0.1:{self.metrics_ports[name]}"]
-            started[name] = self._spawn(name)
+            # in procs at once: if a sibling never gets ready, stop() still finds and stops this one
+            self.procs[name] = started[name] = self._spawn(name)
         out = []
         for name, proc in started.items():
             out.append((name, await asyncio.to_thread(wait_ready, proc, name)))
