@@ -72,10 +72,10 @@ def draw_timeline(ops: list[Op], faults: list[dict[str, Any]], sites: list[str],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(14, 1.2 + 1.1 * len(sites)))
+    fig, ax = plt.subplots(figsize=(16, 1.2 + 1.3 * len(sites)))
     rows = {site: n for n, site in enumerate(sites)}
     colors = {"kill": "tab:red", "pause": "tab:orange", "cut": "tab:purple"}
-    for f in faults:
+    for n, f in enumerate(faults):
         y = rows.get(f["site"])
         if y is None:
             continue
@@ -87,7 +87,8 @@ def draw_timeline(ops: list[Op], faults: list[dict[str, Any]], sites: list[str],
             color=colors.get(f["kind"], "tab:gray"),
             alpha=0.25,
         )
-        ax.text(f["start"], y + 0.32, f"{f['kind']} {f['target']}", fontsize=6)
+        # alternating heights: labels of faults close in time do not print over each other
+        ax.text(f["start"], y + (0.32 if n % 2 else 0.44), f"{f['kind']} {f['target']}", fontsize=6)
     for ok, color, marker, dy in ((True, "tab:green", ".", -0.1), (False, "tab:red", "x", 0.1)):
         xs = [op.started for op in ops if op.ok == ok and op.site in rows]
         ys = [rows[op.site] + dy for op in ops if op.ok == ok and op.site in rows]
