@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from localfed.processes import free_port, spawn, stop_all, wait_ready
 from localfed.sites import SiteSpec, rtt_matrix
+from localfed.supervisor import Restartable, Supervisor
 from localfed.wan_proxy import DelayProxy, ProxyHost
 
 STATE_FILE = "federation.json"
@@ -47,6 +49,15 @@ class LocalFederation:
     client_proxies: dict[str, DelayProxy] = field(default_factory=dict)
     proxy_host: ProxyHost = field(default_factory=ProxyHost)
     tokens: dict[str, str] = field(default_factory=dict)
+    # name -> the command it runs: chosen once at first start (ports included), reused by every restart
+    argvs: dict[str, list[str]] = field(default_factory=dict)
+    supervisor: Supervisor = field(init=False)
+    _state_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Every process this launcher starts is supervised: one that exits while the federation is meant
+        # to be up comes back with the same argv, hence the same ports, so whatever dials it finds it again.
+        self.supervisor = Supervisor(self.procs, on_change=self._state_changed)
 
     @classmethod
     def for_tests(
@@ -63,15 +74,16 @@ class LocalFederation:
             await self.apply_schema()
         self._tokens()
         # Router ports are chosen before any router starts, so each can be given a delayed path to every
-        # peer (peers find each other through the directory and probe each other across the WAN).
+        # peer (peers find each other through the directory and probe each other across the WAN). Cell
+        # ports too: a restarted cell must come back where its agents and the routers' proxies dial it.
         self.router_ports = {s.site: free_port() for s in self.router_sites()}
+        self.cell_ports = {s.site: free_port() for s in self.sites}
         if self.mode == "central":
             await self._register_routerless_sites()
         # Each tier starts all at once (a process spends its first second importing, on either core),
         # and is waited for before the next, which dials it.
         progress(f"starting {len(self.sites)} cell controllers")
-        for name, ready in await self._spawn_all({f"cell:{s.site}": self._cell_argv(s) for s in self.sites}):
-            self.cell_ports[name.partition(":")[2]] = int(ready["port"])
+        await self._spawn_all({f"cell:{s.site}": self._cell_argv(s) for s in self.sites})
         progress(f"starting {sum(s.hosts for s in self.sites)} compute agents")
         await self._spawn_all(
             {
@@ -85,16 +97,38 @@ class LocalFederation:
         self.write_state()
 
     async def _spawn_all(self, argvs: dict[str, list[str]]) -> list[tuple[str, dict[str, str]]]:
-        """Starts every component named in `argvs` ('cell:par1' -> its arguments), then waits for each
-        one's READY line; records its process and metrics port."""
+        """Starts every component named in `argvs` ('cell:par1' -> its arguments, metrics port added
+        here), waits for each one's READY line, then hands it to the supervisor."""
+        started = {}
         for name, argv in argvs.items():
-            self.procs[name] = spawn(argv, self.root / "logs" / f"{name.replace(':', '-')}.log")
+            self.metrics_ports[name] = free_port()
+            self.argvs[name] = [*argv, "--metrics-listen", f"127.0.0.1:{self.metrics_ports[name]}"]
+            # in procs at once: if a sibling never gets ready, stop() still finds and stops this one
+            self.procs[name] = started[name] = self._spawn(name)
         out = []
-        for name in argvs:
-            ready = await asyncio.to_thread(wait_ready, self.procs[name], name)
-            self.metrics_ports[name] = int(ready["metrics"])
-            out.append((name, ready))
+        for name, proc in started.items():
+            out.append((name, await asyncio.to_thread(wait_ready, proc, name)))
+            self.supervisor.adopt(name, proc, self._restartable(name))
         return out
+
+    def _spawn(self, name: str) -> subprocess.Popen[bytes]:
+        return spawn(self.argvs[name], self.root / "logs" / f"{name.replace(':', '-')}.log")
+
+    def _restartable(self, name: str) -> Restartable:
+        def ready(proc: subprocess.Popen[bytes]) -> None:
+            wait_ready(proc, name)  # its ports are fixed in its argv: nothing to learn from the READY line
+
+        return Restartable(spawn=lambda: self._spawn(name), ready=ready)
+
+    def supervise_cassandra(self, directory: Path) -> None:
+        """Supervise the Cassandra nodes this process started in `directory` (one per region DC), named
+        'cassandra:<dc>'; a restarted node keeps its data, address and ports."""
+        from localfed.cassandra import cluster
+
+        for node in cluster.load(directory).nodes:
+            proc = cluster.child_process(directory, node.name)
+            if proc is not None:  # else not started by this process: someone else's to supervise
+                self.supervisor.adopt(f"cassandra:{node.dc}", proc, _cassandra_node(directory, node.name))
 
     async def apply_schema(self) -> None:
         from replication.cql.migrate import apply_schema, read_topology
@@ -152,7 +186,8 @@ class LocalFederation:
     def _cell_argv(self, s: SiteSpec) -> list[str]:
         return [
             *self._serve("cell"), "--cell-id", s.cell, "--site", s.site, "--region", s.region,
-            "--listen", "127.0.0.1:0", "--cassandra", ",".join(self.contact_points), "--local-dc", s.region,
+            "--listen", f"127.0.0.1:{self.cell_ports[s.site]}", "--cassandra", ",".join(self.contact_points),
+            "--local-dc", s.region,
             "--global-keyspace", self.keyspace, "--host-grace-s", str(self.host_grace_s),
         ]  # fmt: skip
 
@@ -212,10 +247,16 @@ class LocalFederation:
         return proxy.address
 
     def kill(self, what: str) -> None:
-        """SIGKILL one component: 'cell:sin1', 'router:par1', 'agent:nyc1-h1'."""
+        """SIGKILL one component and keep it down: 'cell:sin1', 'router:par1', 'agent:nyc1-h1'."""
+        self.supervisor.hold(what)
         proc = self.procs[what]
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+
+    def signal(self, what: str, sig: int) -> None:
+        """Send `sig` to one component's process group as a crash or a hang would (SIGKILL, SIGSTOP,
+        SIGCONT); the supervisor restarts it if it exits."""
+        os.killpg(self.procs[what].pid, sig)
 
     def _paths_of(self, site: str) -> list[DelayProxy]:
         paths = [p for (a, b), ps in self.proxies.items() if site in (a, b) for p in ps]
@@ -231,7 +272,12 @@ class LocalFederation:
         for proxy in self._paths_of(site):
             self.proxy_host.heal(proxy)
 
+    def _state_changed(self) -> None:
+        if (self.root / STATE_FILE).exists():
+            self.write_state()
+
     def write_state(self) -> None:
+        watches = self.supervisor.watches()
         state = {
             "supervisor": os.getpid(),
             "sites": [s.site for s in self.sites],
@@ -242,13 +288,35 @@ class LocalFederation:
             "libvirt_uri": self.libvirt_uri,
             "metrics": {name: f"http://127.0.0.1:{p}/metrics" for name, p in self.metrics_ports.items()},
             "pids": {name: proc.pid for name, proc in self.procs.items()},
+            "supervision": {
+                name: {
+                    "phase": w.phase.value,
+                    "restarts": w.restarts,
+                    "failures": w.failures,
+                    "last_exit": w.last_exit,
+                }
+                for name, w in watches.items()
+            },
             "tokens": self.tokens,
         }
         path = self.root / STATE_FILE
-        path.write_text(json.dumps(state, indent=2))
-        path.chmod(0o600)  # it holds tokens
+        with self._state_lock:  # watcher threads write it too; each write replaces the file whole
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state, indent=2))
+            tmp.chmod(0o600)  # it holds tokens
+            tmp.replace(path)
 
     def stop(self) -> None:
+        self.supervisor.stop()  # first: nothing may be started again while everything stops
         stop_all(list(self.procs.values()))
         self.proxy_host.stop()
         (self.root / STATE_FILE).unlink(missing_ok=True)
+
+
+def _cassandra_node(directory: Path, name: str) -> Restartable:
+    from localfed.cassandra import cluster
+
+    def ready(proc: subprocess.Popen[bytes]) -> None:
+        cluster.wait_serving(directory, name, proc)
+
+    return Restartable(spawn=lambda: cluster.respawn(directory, name), ready=ready)

@@ -25,6 +25,7 @@ from localfed import preflight
 from localfed.cassandra_wan import start_wan_cluster, wait_links
 from localfed.launcher import STATE_FILE, TEST_URI, LocalFederation
 from localfed.paths import state_dir
+from localfed.process_state import component_row, process_state
 from localfed.real_guests import QEMU_URI
 from localfed.sites import default_sites, for_real_guests, matrix_from_json, rtt_matrix
 from localfed.workload import run_workload, summarize
@@ -49,13 +50,7 @@ def _console() -> Console:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    return process_state(pid) not in ("gone", "zombie")
 
 
 @click.command("up")
@@ -203,6 +198,7 @@ async def _up(
         wan, fed.contact_points = await start_wan_cluster(
             fed.root, fed.sites, fed.rtt, fed.proxy_host, address_base
         )
+        fed.supervise_cassandra(fed.root / "cassandra")
         await fed.start(lambda text: status.update(text + " ..."))
         status.update("turning on the emulated WAN between Cassandra DCs ...")
         wan.enable()
@@ -269,36 +265,32 @@ def _print_workload(console: Console, summary: dict[tuple[str, str], dict[str, o
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @DIR_OPTION
 def status(output: str, directory: Path | None) -> None:
-    """Every component of the running local federation: alive or not, endpoint, metrics URL."""
+    """Every component of the running local federation: its state (running, restarting, dead, stopped
+    by SIGSTOP), restarts, endpoint, metrics URL."""
     path = _root(directory) / STATE_FILE
     if not path.exists():
         raise click.ClickException(
             f"no federation runs from {path.parent} (start one with `cellfed up --keep`)"
         )
     data = json.loads(path.read_text())
+    supervisor_alive = _alive(data["supervisor"])
+    supervision = data.get("supervision", {})
     rows = [
-        {"component": name, "pid": pid, "alive": _alive(pid), "metrics": data["metrics"].get(name, "")}
+        component_row(name, pid, supervision.get(name, {}), data["metrics"].get(name, ""), supervisor_alive)
         for name, pid in sorted(data["pids"].items())
     ]
-    rows.insert(
-        0,
-        {
-            "component": "supervisor",
-            "pid": data["supervisor"],
-            "alive": _alive(data["supervisor"]),
-            "metrics": "",
-        },
-    )
+    rows.insert(0, component_row("supervisor", data["supervisor"], {}, "", supervisor_alive))
     if output == "json":
         click.echo(
             json.dumps({"components": rows, "routers": data["routers"], "cells": data["cells"]}, indent=2)
         )
         return
     table = Table(title=f"Local federation in {path.parent}")
-    for column in ("component", "pid", "alive", "metrics"):
+    for column in ("component", "pid", "state", "restarts", "last exit", "metrics"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r["component"], str(r["pid"]), "yes" if r["alive"] else "[red]no[/red]", r["metrics"])
+        state = r["state"] if r["alive"] else f"[red]{r['state']}[/red]"
+        table.add_row(r["component"], str(r["pid"]), state, str(r["restarts"]), r["last_exit"], r["metrics"])
     _console().print(table)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from localfed.bench.cell import cell
+from localfed.bench.chaos import chaos
 from localfed.bench.evacuate import evacuate
 from localfed.bench.locality import locality
 from localfed.bench.partition import partition
@@ -22,4 +23,5 @@ bench.add_command(cell)
 bench.add_command(locality)
 bench.add_command(router)
 bench.add_command(partition)
+bench.add_command(chaos)
 bench.add_command(evacuate)

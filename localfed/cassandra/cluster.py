@@ -368,3 +368,37 @@ async def start_node(directory: Path, selector: str, *, deadline_s: float = 90.0
     else:
         await _wait_cql(cluster, [node], asyncio.get_running_loop().time() + deadline_s)
     return node
+
+
+# --- supervision (localfed.supervisor restarts nodes this process started) ------------------------------
+
+
+def child_process(directory: Path, selector: str) -> subprocess.Popen[bytes] | None:
+    """The node's process if this process started it and it still runs, else None."""
+    cluster = load(directory)
+    pid = node_pid(cluster.spec, select_node(cluster, selector))
+    return _CHILDREN.get(pid) if pid is not None else None
+
+
+def respawn(directory: Path, selector: str) -> subprocess.Popen[bytes]:
+    """Start one node again with its data, config, address and ports; returns at once (see
+    wait_serving). ConfigError when its ports are taken."""
+    cluster = load(directory)
+    node = select_node(cluster, selector)
+    _check_ports_free(cluster.spec, node)
+    return _CHILDREN[_spawn(cluster, node)]
+
+
+def wait_serving(
+    directory: Path, selector: str, proc: subprocess.Popen[bytes], deadline_s: float = 90.0
+) -> None:
+    """Until the node's CQL port accepts; Unavailable if it exits first or the deadline passes."""
+    cluster = load(directory)
+    node = select_node(cluster, selector)
+    deadline = time.monotonic() + deadline_s
+    while not _port_open(node.address, cluster.spec.ports.native):
+        if proc.poll() is not None:
+            raise Unavailable(f"cassandra node {node.name} exited while starting (code {proc.returncode})")
+        if time.monotonic() > deadline:
+            raise Unavailable(f"cassandra node {node.name}: CQL port not open within {deadline_s:.0f}s")
+        time.sleep(0.25)

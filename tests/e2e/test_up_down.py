@@ -68,7 +68,8 @@ def test_up_status_down_leaves_nothing_behind(tmp_path: Path) -> None:
             check=True,
         )
         components = json.loads(status.stdout)["components"]
-        assert len(components) == 1 + 3 * (1 + 2 + 1)  # supervisor + per site: cell, 2 agents, router
+        # supervisor + per site: cell, 2 agents, router, its region's Cassandra node (all supervised)
+        assert len(components) == 1 + 3 * (1 + 2 + 1 + 1)
         assert all(c["alive"] for c in components), components
         pids = [c["pid"] for c in components]
         subprocess.run([*CELLFED, "down", "--dir", str(state)], check=True, timeout=120, capture_output=True)
