@@ -105,6 +105,8 @@ class ComputeAgent:
                 except Exception as exc:  # whatever broke the stream, the agent reconnects; it never dies
                     log.warning("controller stream failed: %r", exc)
                 finally:
+                    if self.connected.is_set():  # the session was up: this is a new outage, dial soon
+                        backoff = 0.2
                     self.connected.clear()
                     self.metrics.connected.labels(self.settings.host_id).set(0)
                 await asyncio.sleep(backoff)
