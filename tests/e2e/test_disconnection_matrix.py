@@ -90,7 +90,6 @@ async def _disable_enable(c: Client, s: Subject) -> Any:
 
 
 CALLS: list[tuple[str, Call]] = [
-    ("CreateInstance (no hint: nearest cell with room)", _create),
     ("GetInstance", lambda c, s: c.get(s.instance_id)),
     ("ListInstances", lambda c, s: c.list(page_size=100)),
     ("WatchInstance (first event)", _watch),
@@ -109,6 +108,8 @@ CALLS: list[tuple[str, Call]] = [
     ("ListHosts of the owner's cell (admin)", lambda c, s: c.hosts(s.cell_name)),
     ("DisableHost + EnableHost of the instance's host (admin)", _disable_enable),
     ("EvacuateHost of the instance's host, not forced (admin)", lambda c, s: c.evacuate_host(s.host_name)),
+    # Last: what it creates (at the caller's own site) must not change what the reads above see.
+    ("CreateInstance (no hint: nearest cell with room)", _create),
 ]
 
 
