@@ -309,9 +309,28 @@ async def probe_write_all(
         await asyncio.sleep(0.5)
 
 
+async def _peers_known(session: CqlSession, replication: Mapping[str, int], limit_s: float) -> None:
+    """The coordinator knows at least the other replicas' nodes (gossip has joined them) and they agree
+    on one schema. The probe's DDL must not run before: the CQL port opens before gossip settles
+    (`skip_wait_for_gossip_to_settle=0`), and a keyspace created while the coordinator knew no peer was
+    announced to no one. Seen here: the peers then never learned it, dropped every mutation for the
+    unknown table ("UnknownColumnFamilyException ... closing", which also closes the link), and the
+    probe timed out for its whole deadline, 2 of some 30 starts."""
+    local = await session.execute("SELECT schema_version FROM system.local", timeout_s=limit_s)
+    peers = await session.execute("SELECT peer, schema_version FROM system.peers", timeout_s=limit_s)
+    needed = sum(replication.values()) - 1
+    mine = local.rows[0]["schema_version"] if local.rows else None
+    if len(peers.rows) < needed:
+        raise Unavailable(f"cassandra: the coordinator knows {len(peers.rows)} peers, {needed} expected")
+    behind = [str(r["peer"]) for r in peers.rows if r["schema_version"] != mine]
+    if mine is None or behind:
+        raise Unavailable(f"cassandra: schema not agreed yet with {', '.join(sorted(behind)) or 'itself'}")
+
+
 async def _probe_once(
     session: CqlSession, keyspace: str, replication: Mapping[str, int], limit_s: float
 ) -> None:
+    await _peers_known(session, replication, limit_s)
     dcs = ", ".join(f"'{dc}': {rf}" for dc, rf in sorted(replication.items()))
     await session.execute(
         f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
