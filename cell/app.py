@@ -133,6 +133,7 @@ async def start_cell(
             every(settings.directory_every_s, publish_state, "directory re-assert"),
             reasserter.run(),
             every(1.0, lambda: upkeep.refresh_gauges(c), "gauges"),
+            every(c.settings.recent_every_s, lambda: upkeep.republish_recent(c, publisher), "recent"),
             every(settings.claim_sweep.every_s, sweep.sweep, "request claim sweep"),
         )
     ]

@@ -53,6 +53,10 @@ class ControllerSettings:
     # period, never faster than the rate limit (rows/s).
     reassert_period_s: float = 300.0
     reassert_rows_per_s: float = 200.0
+    # Beside it, the rows of instances changed within the window (deletes included) are written again
+    # every `recent_every_s`: a short cut, the common case, heals in seconds rather than a period.
+    recent_every_s: float = 30.0
+    recent_window_ms: int = 15 * 60_000
     leases: LeaseSettings = field(default_factory=LeaseSettings)  # host leases and fencing (cell.leases)
     # Duplicates of one request id, settled by the cells (cell.request_claims).
     claim_sweep: SweepSettings = field(default_factory=SweepSettings)
