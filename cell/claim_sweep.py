@@ -57,7 +57,7 @@ class ClaimSweep:
         verdict = request_claims.judge(own, ref.assigned_at_ms, seen)
         m = self._c.metrics
         if reassert and verdict.reassert:
-            left = claims.remaining_ttl_s(own, (ref.expires_at_ms - ref.created_at_ms) // 1000, now_ms)
+            left = claims.seconds_until(ref.expires_at_ms, now_ms)
             if left > 0:
                 await self._ledger.reassert(own, written_at_ms=ref.assigned_at_ms, ttl_s=left)
                 m.claims_reasserted.labels(m.cell).inc()

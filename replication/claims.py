@@ -37,8 +37,12 @@ def check_reassign(record: IdempotencyRecord, local_region: str, instance_id: st
 def remaining_ttl_s(record: IdempotencyRecord, ttl_s: int, now_ms: int) -> int:
     """What is left of a claim's life at `now_ms` (0: it has expired): rewrites of a claim must not
     extend it past what its first write promised."""
-    left_ms = record.created_at_ms + ttl_s * 1000 - now_ms
-    return max(0, -(-left_ms // 1000))
+    return seconds_until(record.created_at_ms + ttl_s * 1000, now_ms)
+
+
+def seconds_until(expires_at_ms: int, now_ms: int) -> int:
+    """Whole seconds (rounded up) from `now_ms` to `expires_at_ms`; 0 once it has passed."""
+    return max(0, -(-(expires_at_ms - now_ms) // 1000))
 
 
 def check_lookup(request_id: str, regions: Sequence[str]) -> tuple[str, ...]:
