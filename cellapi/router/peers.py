@@ -204,7 +204,7 @@ def _shared_jump_ms(state: PeerTable, target: str) -> float:
     """How far above their own baselines the OTHER targets' RTTs are now (the median). A probe's RTT
     includes this router's own delays (a starved event loop, a loaded machine), which every target then
     shows at once; that part says nothing about `target`, so it is taken off before judging it. Without
-    it, the local cell (1 ms baseline) turned DEGRADED on every load spike and lost its share to remote
+    it, the local cell (1 ms baseline) can turn DEGRADED on any 20 ms load stall and lose its share to remote
     cells, whose 100 ms baselines hide the same 20 ms."""
     jumps = state.sorted_jumps
     record = state.records.get(target)

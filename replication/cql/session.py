@@ -43,7 +43,8 @@ __all__ = ["CqlResult", "CqlSession", "PreparedStatement", "connect", "probe_wri
 PROTOCOL_VERSION = 3
 # A driver host that went away is retried quickly at first but never hammered: a restarted local node is
 # back in seconds. The cap is what a site waits, after its DC's node returns, before it can write again
-# (30 s measured as a whole site unable to create after a 90 s node outage); only local-DC hosts have
+# (with the old 30 s cap, the disconnection matrix saw a site still unable to create right after its
+# node came back from a ~90 s outage); only local-DC hosts have
 # pools (remote ones are IGNORED by the DC-aware policy), so a few attempts every 5 s cost nothing.
 _RECONNECT = ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0)
 # How long past the driver's own timeout we wait before declaring its callback lost.
