@@ -166,6 +166,13 @@ async def test_listing_300_instances_paged_sorted_and_identical_across_routers(f
     in_nyc = sum(1 for i in made if i.cell == "nyc1-c1")
     only_nyc = await list_all(creators["par1"], filter="site=nyc1", expect=in_nyc)
     assert {i.site for i in only_nyc} == {"nyc1"}
+
+    async def delete(inst: common_pb2.Instance) -> None:
+        async with slots:
+            await creators["par1"].action("Delete", inst.instance_id)
+
+    # Give the room back: 300 instances fill small Paris, and the tests after this one create there.
+    await asyncio.gather(*(delete(i) for i in made))
     for c in creators.values():
         await c.close()
 
@@ -251,6 +258,19 @@ async def test_a_spread_group_goes_to_different_sites(fed: Federation) -> None:
     await client.close()
 
 
+async def wait_room_at_par1(fed: Federation, timeout_s: float = 60) -> None:
+    """Until routers see room for an m1.tiny in par1-c1: the capacity freed by earlier tests' deletes
+    reaches them with the cell's next capacity summary."""
+    admin = fed.client("par1", "admin")
+    ask = federation_pb2.ExplainPlacementRequest(flavor="m1.tiny", from_site="par1")
+    ask.placement.site, ask.placement.stay_in_region = "par1", True
+    deadline = time.monotonic() + timeout_s
+    while not (await admin.explain(ask)).chosen_cell:
+        assert time.monotonic() < deadline, "par1-c1 never had room for an m1.tiny"
+        await asyncio.sleep(0.5)
+    await admin.close()
+
+
 def arm(failpoint: str | None) -> None:
     path = Path(os.environ["CELLFED_FAILPOINTS_FILE"])
     if failpoint is None:
@@ -267,6 +287,7 @@ async def test_a_cell_killed_between_persisting_a_build_and_answering_is_not_bui
     request in another cell, however often the client retries (here and at another region's router)
     while par1 is down; once the supervisor has restarted par1, a retry returns what it persisted."""
     client, other = fed.client("par1"), fed.client("nyc1")
+    await wait_room_at_par1(fed)
     arm("cell.par1-c1.build-persisted=kill")
     name = f"ghost{uuid.uuid4().hex[:8]}"
     request = create_request(name)
