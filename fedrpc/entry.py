@@ -14,6 +14,7 @@ import click
 from cell.compute.main import agent_cli
 from cell.main import cell_cli
 from cellapi.auth.cli import keys_group, token_group
+from cellapi.auth.pki_cli import pki_group
 from cellapi.router.main import router_cli
 from replication.schema_cli import schema_cli
 
@@ -24,6 +25,7 @@ PRODUCTION_COMMANDS: tuple[click.Command, ...] = (
     router_cli,
     token_group,
     keys_group,
+    pki_group,
 )
 
 

@@ -18,7 +18,7 @@ from cellapi.router import main as router_main
 from fedrpc.entry import cli as server_cli
 from localfed.cli import cli as dev_cli
 
-PRODUCTION = {"agent", "cell", "keys", "router", "schema", "token"}
+PRODUCTION = {"agent", "cell", "keys", "pki", "router", "schema", "token"}
 DEV = {"bench", "cassandra", "down", "status", "up", "sync-baseline"}
 
 
