@@ -321,8 +321,16 @@ async def test_a_cell_killed_between_persisting_a_build_and_answering_is_not_bui
 
 async def test_dead_cell_partial_list_unknown_get_and_fast_detection(fed: Federation) -> None:
     lister, admin = fed.client("par1", "lister"), fed.client("par1", "admin")
-    some = await lister.list(page_size=500, filter="site=sin1")
-    victim = some.instances[0].instance_id
+    # Its own instance in Singapore (the listing test deletes the ones it made).
+    sin1 = fed.client("sin1", "lister")
+    request = create_request("victim")
+    request.placement.site, request.placement.stay_in_region = "sin1", True
+    victim = (await sin1.create(request)).instance_id
+    await sin1.close()
+    deadline = time.monotonic() + 30  # listing rows are published async
+    while victim not in {i.instance_id for i in (await lister.list(page_size=500)).instances}:
+        assert time.monotonic() < deadline, "the victim never reached the listing"
+        await asyncio.sleep(0.5)
     fed.kill("cell:sin1")
     killed = time.monotonic()
     while True:  # fast detection: how long until par1's router stops offering sin1 new work
