@@ -6,6 +6,7 @@ process), and every call is counted by method, code and duration through the ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -22,34 +23,41 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 
+@contextlib.asynccontextmanager
+async def _answered(servicer: Any, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    """What every handler's body runs inside: the error mapping, the log line and the count."""
+    code = "OK"
+    started = time.perf_counter()
+    try:
+        yield
+    except asyncio.CancelledError:  # the client went away (or its deadline passed)
+        code = "CANCELLED"
+        raise
+    except CellfedError as exc:
+        code = status_code_for(exc).name
+        await abort_with(context, exc)  # raises grpc's AbortError
+    except grpc.aio.AbortError:
+        code = context.code().name if context.code() else "UNKNOWN"
+        raise
+    except Exception:
+        code = "INTERNAL"
+        log.exception("%s failed", method)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log")
+    finally:
+        count = getattr(servicer, "count_request", None)
+        if count is not None:
+            count(method, code, time.perf_counter() - started)
+
+
 def unary() -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
     def wrap(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         method = fn.__name__
 
         @functools.wraps(fn)
         async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
-            code = "OK"
-            started = time.perf_counter()
-            try:
+            async with _answered(self, method, context):
                 return await fn(self, request, context)
-            except CellfedError as exc:
-                code = status_code_for(exc).name
-                await abort_with(context, exc)
-                raise  # unreachable: abort raises
-            except grpc.aio.AbortError:
-                code = context.code().name if context.code() else "UNKNOWN"
-                raise
-            except Exception:
-                code = "INTERNAL"
-                log.exception("%s failed", method)
-                await context.abort(
-                    grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log"
-                )
-                raise
-            finally:
-                count = getattr(self, "count_request", None)
-                if count is not None:
-                    count(method, code, time.perf_counter() - started)
+            raise AssertionError("unreachable: an error always ends the call by aborting it")
 
         return handler
 
@@ -65,30 +73,9 @@ def streaming() -> Callable[[Callable[..., AsyncIterator[R]]], Callable[..., Asy
 
         @functools.wraps(fn)
         async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[R]:
-            code = "OK"
-            started = time.perf_counter()
-            try:
+            async with _answered(self, method, context):
                 async for item in fn(self, request, context):
                     yield item
-            except asyncio.CancelledError:  # the client went away (or its deadline passed) mid-stream
-                code = "CANCELLED"
-                raise
-            except CellfedError as exc:
-                code = status_code_for(exc).name
-                await abort_with(context, exc)
-            except grpc.aio.AbortError:
-                code = context.code().name if context.code() else "UNKNOWN"
-                raise
-            except Exception:
-                code = "INTERNAL"
-                log.exception("%s failed", method)
-                await context.abort(
-                    grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log"
-                )
-            finally:
-                count = getattr(self, "count_request", None)
-                if count is not None:
-                    count(method, code, time.perf_counter() - started)
 
         return handler
 
