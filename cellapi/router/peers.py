@@ -17,7 +17,9 @@ is a few hundred small dict copies per second, which is cheaper than a persisten
 
 from __future__ import annotations
 
+import bisect
 import enum
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -83,6 +85,12 @@ class PeerTable:
     def __post_init__(self) -> None:
         # A read-only view, so a caller's dict can neither be mutated through us nor under us.
         object.__setattr__(self, "records", MappingProxyType(dict(self.records)))
+
+    @functools.cached_property
+    def sorted_jumps(self) -> list[float]:
+        """Every target's RTT jump over its baseline, sorted: computed once per table (a value), so
+        judging each of N candidates costs a bisect, not another pass over all N."""
+        return sorted(j for r in self.records.values() if (j := _jump_ms(r)) is not None)
 
 
 def _check_now(now_ms: int) -> int:
@@ -198,8 +206,16 @@ def _shared_jump_ms(state: PeerTable, target: str) -> float:
     shows at once; that part says nothing about `target`, so it is taken off before judging it. Without
     it, the local cell (1 ms baseline) can turn DEGRADED on any 20 ms load stall and lose its share to remote
     cells, whose 100 ms baselines hide the same 20 ms."""
-    jumps = sorted(j for t, r in state.records.items() if t != target and (j := _jump_ms(r)) is not None)
-    return jumps[len(jumps) // 2] if jumps else 0.0
+    jumps = state.sorted_jumps
+    record = state.records.get(target)
+    own = _jump_ms(record) if record is not None else None
+    others = len(jumps) - (own is not None)
+    if others <= 0:
+        return 0.0
+    k = others // 2  # the median's index among the others: skip our own entry if it sits at or before
+    if own is not None and k >= bisect.bisect_left(jumps, own):
+        k += 1
+    return jumps[k]
 
 
 def _slow_rtt(cfg: DetectorConfig, record: PeerRecord, shared_jump_ms: float) -> bool:

@@ -233,3 +233,18 @@ def test_ewma_stays_within_the_samples(samples: list[float]) -> None:
         t = observe_success(t, T, s, i * 1_000)
     ewma = rtt_of(t, T)
     assert ewma is not None and min(samples) - 1e-9 <= ewma <= max(samples) + 1e-9
+
+
+@given(st.lists(st.tuples(st.floats(1, 300), st.floats(0, 200)), min_size=1, max_size=12))
+def test_the_shared_jump_is_the_median_of_the_other_targets(samples: list[tuple[float, float]]) -> None:
+    """The per-table sorted jumps give, for every target, the median jump of all the others."""
+    from cellapi.router.peers import _jump_ms, _shared_jump_ms
+
+    t = PeerTable()
+    for n, (base, jump) in enumerate(samples):
+        t = observe_success(t, f"c{n}", base, 0)
+        t = observe_success(t, f"c{n}", base + jump, 1_000)
+    for target in t.records:
+        others = sorted(j for k, r in t.records.items() if k != target and (j := _jump_ms(r)) is not None)
+        expected = others[len(others) // 2] if others else 0.0
+        assert _shared_jump_ms(t, target) == expected
