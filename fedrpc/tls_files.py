@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,27 +63,28 @@ def load_tls_files(
     return TlsMaterial(cert_pem, key_pem, ca_pem, verified.identity, verified.not_after)
 
 
-def read_file(path: Path) -> bytes:
+@contextmanager
+def _file_errors(path: Path) -> Iterator[None]:
+    """An OS error on a component's file, said as the file and the fix."""
     try:
-        return path.read_bytes()
+        yield
     except FileNotFoundError:
         raise ConfigError(
             f"{path} does not exist; check the path or issue it with `cellfed pki issue`"
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path} cannot be read ({exc.strerror}); check its owner and mode") from None
+
+
+def read_file(path: Path) -> bytes:
+    with _file_errors(path):
+        return path.read_bytes()
 
 
 def check_private_file(path: Path) -> None:
     """A private key others can read is refused, as ssh does: whoever reads it can be this component."""
-    try:
+    with _file_errors(path):
         mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path} does not exist; check the path or issue it with `cellfed pki issue`"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"{path} cannot be read ({exc.strerror}); check its owner and mode") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(f"{path} is accessible by group or others; run: chmod 600 {path}")
 
