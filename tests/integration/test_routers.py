@@ -226,8 +226,8 @@ async def test_tenant_isolation_and_authentication(fed: Federation) -> None:
 async def test_explain_lists_every_candidate_nearest_first(fed: Federation) -> None:
     admin = fed.client("sin1", "admin")
     ex = await admin.explain(federation_pb2.ExplainPlacementRequest(flavor="m1.small"))
-    # Every cell is a candidate, the local one first unless it lost a share draw (a DEGRADED cell on a
-    # busy machine has its share halved), which the explanation then says; the rest can shift likewise.
+    # Every cell is a candidate, the local one first unless it lost a share draw (a nearly full or
+    # DEGRADED cell has a share below 1), which the explanation then says; the rest can shift likewise.
     assert sorted(c.cell for c in ex.candidates) == ["nyc1-c1", "par1-c1", "sin1-c1"]
     assert ex.candidates[0].cell == ex.chosen_cell
     local = next(c for c in ex.candidates if c.cell == "sin1-c1")
@@ -291,8 +291,8 @@ async def test_a_cell_killed_between_persisting_a_build_and_answering_is_not_bui
     arm("cell.par1-c1.build-persisted=kill")
     name = f"ghost{uuid.uuid4().hex[:8]}"
     request = create_request(name)
-    # Pinned to par1's region (its only cell): a DEGRADED par1 on a busy machine loses share draws and
-    # the create would otherwise land, and be answered, in New York before the failpoint could fire.
+    # Pinned to par1's region (its only cell): a nearly full or DEGRADED par1 loses share draws and the
+    # create would otherwise land, and be answered, in New York without the failpoint firing.
     request.placement.site = "par1"
     request.placement.stay_in_region = True
     try:
