@@ -34,6 +34,11 @@ DEFAULT_SCAN_BUDGET = 2000
 _FILTER_CHUNK = 100  # rows per shard per round when a filter may discard most of them
 _TOKEN_VERSION = 1
 _MAC_LEN = 12
+# Bounds a decoded position must keep: a token this code issued is a few hundred characters, its name
+# and id are short, its time a Cassandra bigint.
+_MAX_TOKEN_CHARS = 1024
+_MAX_KEY_CHARS = 255
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 
 Position = tuple[int, str] | tuple[str, str]
 
@@ -144,7 +149,7 @@ class ListPlan:
 def plan(query: ListQuery, key: bytes) -> ListPlan:
     scope = _scope(query)
     if query.page_token:
-        return ListPlan(query, _decode(query.page_token, scope, key), scope, key)
+        return ListPlan(query, _decode(query.page_token, scope, key, query.order.by_name), scope, key)
     return ListPlan(query, _initial(query), scope, key)
 
 
@@ -212,8 +217,10 @@ def encode_token(position: Position, scope: str, key: bytes) -> str:
     return base64.urlsafe_b64encode(_mac(key, payload) + payload).decode().rstrip("=")
 
 
-def _decode(token: str, scope: str, key: bytes) -> Position:
+def _decode(token: str, scope: str, key: bytes, by_name: bool) -> Position:
     bad = InvalidArgument("page_token is not a token this listing issued", field="page_token")
+    if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS:
+        raise bad  # before any decoding: a huge token costs nothing but this comparison
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except ValueError:
@@ -223,14 +230,28 @@ def _decode(token: str, scope: str, key: bytes) -> Position:
         raise bad
     try:
         version, token_scope, (first, instance_id) = json.loads(payload)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: a deeply nested payload
         raise bad from None
     if version != _TOKEN_VERSION or token_scope != scope:
         raise InvalidArgument(
             "page_token was issued for another tenant, filter or order; restart the listing",
             field="page_token",
         )
+    # The MAC proves a router of this deployment issued the token; the types are checked all the same,
+    # so a leaked or mis-keyed token can at worst restart a listing, never reach a query with a string
+    # where a bigint goes (the driver's error surfaced as INTERNAL).
+    if not _valid_position(first, instance_id, by_name):
+        raise bad
     return (first, instance_id)
+
+
+def _valid_position(first: object, instance_id: object, by_name: bool) -> bool:
+    """A position as sort_key makes it: (name, id) under name order, (created_at_ms, id) otherwise."""
+    if not isinstance(instance_id, str) or not 0 < len(instance_id) <= _MAX_KEY_CHARS:
+        return False
+    if by_name:
+        return isinstance(first, str) and 0 < len(first) <= _MAX_KEY_CHARS
+    return type(first) is int and _BIGINT_MIN <= first <= _BIGINT_MAX  # bool is an int: refused too
 
 
 def _mac(key: bytes, payload: bytes) -> bytes:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 
 import pytest
 from hypothesis import given, settings
@@ -120,6 +122,90 @@ def test_token_is_bound_to_its_query_and_key() -> None:
         paging.plan(
             ListQuery("acme", ListOrder.NAME_DESC, ListFilter(name_prefix="we"), page_token=token), b"k1"
         )
+
+
+def _signed(payload: bytes, key: bytes) -> str:
+    """A token whose MAC is right for `key`: what a holder of the key could forge."""
+    return base64.urlsafe_b64encode(paging._mac(key, payload) + payload).decode().rstrip("=")
+
+
+CREATED = ListQuery("acme")
+SCOPE = paging.plan(CREATED, b"k1").scope
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        json.dumps([1, SCOPE, ["1700000000000", "par1.x"]]),  # a string where the bigint goes
+        json.dumps([1, SCOPE, [2**70, "par1.x"]]),  # past a Cassandra bigint
+        json.dumps([1, SCOPE, [-(2**63) - 1, "par1.x"]]),
+        json.dumps([1, SCOPE, [True, "par1.x"]]),  # a bool is an int to Python, not to the driver
+        json.dumps([1, SCOPE, [1.5, "par1.x"]]),
+        json.dumps([1, SCOPE, [1, 7]]),  # an id that is not a string
+        json.dumps([1, SCOPE, [1, ""]]),
+        json.dumps([1, SCOPE, [1, "x" * 256]]),
+        json.dumps([1, SCOPE, [1, "a", "b"]]),
+        json.dumps([1, SCOPE, None]),
+        json.dumps({"v": 1}),
+        "[" * 50_000 + "]" * 50_000,  # deep enough to make json recurse past the interpreter's limit
+        "\xff\xfe not json",
+    ],
+)
+def test_a_token_signed_with_the_key_but_holding_a_bad_position_is_invalid_argument(payload: str) -> None:
+    token = _signed(payload.encode("utf-8", "surrogateescape"), b"k1")
+    with pytest.raises(InvalidArgument) as err:
+        paging.plan(ListQuery("acme", page_token=token), b"k1")
+    assert err.value.field == "page_token"
+
+
+def test_a_name_order_token_must_hold_a_name_and_a_created_order_token_a_time() -> None:
+    by_name = ListQuery("acme", ListOrder.NAME_ASC)
+    name_scope = paging.plan(by_name, b"k1").scope
+    with pytest.raises(InvalidArgument):  # a time under name order
+        paging.plan(
+            ListQuery(
+                "acme", ListOrder.NAME_ASC, page_token=paging.encode_token((5, "a.b"), name_scope, b"k1")
+            ),
+            b"k1",
+        )
+    with pytest.raises(InvalidArgument):  # a name under created order
+        paging.plan(ListQuery("acme", page_token=paging.encode_token(("web", "a.b"), SCOPE, b"k1")), b"k1")
+    good = paging.encode_token((2**63 - 1, "a.b"), SCOPE, b"k1")
+    assert paging.plan(ListQuery("acme", page_token=good), b"k1").start == (2**63 - 1, "a.b")
+
+
+def test_a_huge_token_is_refused_without_being_echoed() -> None:
+    with pytest.raises(InvalidArgument) as err:
+        paging.plan(ListQuery("acme", page_token="A" * 1_000_000), b"k1")
+    assert len(str(err.value)) < 200
+
+
+@settings(max_examples=300, deadline=None)
+@given(token=st.text(max_size=2000))
+def test_any_garbage_token_is_invalid_argument_never_another_error(token: str) -> None:
+    if not token:
+        return  # an empty token means "the first page"
+    with pytest.raises(InvalidArgument):
+        paging.plan(ListQuery("acme", page_token=token), b"k1")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payload=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+    )
+)
+def test_any_signed_payload_decodes_to_a_valid_position_or_invalid_argument(payload: object) -> None:
+    token = _signed(json.dumps([1, SCOPE, payload]).encode(), b"k1")
+    try:
+        start = paging.plan(ListQuery("acme", page_token=token), b"k1").start
+    except InvalidArgument:
+        return
+    assert start is not None
+    first, instance_id = start
+    assert type(first) is int and -(2**63) <= first < 2**63
+    assert isinstance(instance_id, str) and 0 < len(instance_id) <= 255
 
 
 @pytest.mark.parametrize("bad", [dict(page_size=0), dict(page_size=1001), dict(tenant="Not A Tenant")])
