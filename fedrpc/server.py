@@ -42,8 +42,10 @@ async def start_server(
     service_names: Iterable[str],
     *,
     interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
+    credentials: grpc.ServerCredentials | None = None,
 ) -> RunningServer:
-    """Starts serving on `listen` ("host:port"; port 0 picks a free one) and marks every service SERVING."""
+    """Starts serving on `listen` ("host:port"; port 0 picks a free one) and marks every service SERVING;
+    with `credentials` (fedrpc.tls.server_credentials) the port speaks TLS only."""
     server = grpc.aio.server(
         interceptors=list(interceptors),
         options=[
@@ -61,7 +63,11 @@ async def start_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(listen)
+    port = (
+        server.add_insecure_port(listen)
+        if credentials is None
+        else server.add_secure_port(listen, credentials)
+    )
     if port == 0:
         raise OSError(f"cannot listen on {listen}: address in use or invalid")
     await server.start()

@@ -18,7 +18,8 @@ import grpc
 
 from cellapi.auth.keys import KeyRing
 from cellapi.auth.tokens import Claims
-from fedlib.errors import CellfedError, InvalidArgument, Unauthenticated
+from fedlib.errors import CellfedError, Unauthenticated
+from fedrpc.handler_shapes import with_behavior
 from fedrpc.status import abort_with
 
 log = logging.getLogger(__name__)
@@ -29,14 +30,6 @@ ADMIN_PREFIXES = ("/cellfed.v1.FederationService/",)
 EXEMPT_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 _CLAIMS: contextvars.ContextVar[Claims | None] = contextvars.ContextVar("cellfed_claims", default=None)
-
-# (request_streaming, response_streaming) -> handler factory and the attribute holding the behaviour.
-_KINDS: dict[tuple[bool, bool], tuple[Callable[..., grpc.RpcMethodHandler], str]] = {
-    (False, False): (grpc.unary_unary_rpc_method_handler, "unary_unary"),
-    (False, True): (grpc.unary_stream_rpc_method_handler, "unary_stream"),
-    (True, False): (grpc.stream_unary_rpc_method_handler, "stream_unary"),
-    (True, True): (grpc.stream_stream_rpc_method_handler, "stream_stream"),
-}
 
 
 def current_claims() -> Claims:
@@ -80,8 +73,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         except CellfedError as exc:
             log.info("refused %s: %s", method, exc.message)
             rejection = _rejecting(exc)
-            return _with_behavior(handler, lambda _original: rejection, rejected=True)
-        return _with_behavior(handler, lambda original: _binding(original, claims))
+            return with_behavior(handler, lambda _original: rejection, rejected=True)
+        return with_behavior(handler, lambda original: _binding(original, claims))
 
     def authorize(self, method: str, metadata: Sequence[tuple[str, Any]] | None) -> Claims:
         """The caller's Claims, or Unauthenticated / PermissionDenied saying why not."""
@@ -102,59 +95,6 @@ def _bearer_token(metadata: Sequence[tuple[str, Any]] | None) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("authorization metadata must be 'Bearer <token>'")
     return token.strip()
-
-
-def _with_behavior(
-    handler: grpc.RpcMethodHandler,
-    wrap: Callable[[Callable[..., Any]], Callable[..., Any]],
-    *,
-    rejected: bool = False,
-) -> grpc.RpcMethodHandler:
-    """The same kind of handler, its behaviour replaced by wrap(original).
-
-    A unary request is parsed inside the behaviour, after authentication, not by gRPC before it: a body
-    gRPC cannot parse would otherwise end the call UNKNOWN (with a traceback in the log) before the
-    credentials were even looked at. Here garbage without a valid token is UNAUTHENTICATED, and garbage
-    from an authenticated caller is INVALID_ARGUMENT."""
-    factory, attribute = _KINDS[(handler.request_streaming, handler.response_streaming)]
-    behaviour = wrap(getattr(handler, attribute))
-    deserializer = handler.request_deserializer
-    if not handler.request_streaming and deserializer is not None:
-        # A refusal never looks at the body: it stays bytes.
-        parse = None if rejected else deserializer
-        behaviour, deserializer = (_parsing_inside(behaviour, parse) if parse else behaviour), None
-    return factory(
-        behaviour, request_deserializer=deserializer, response_serializer=handler.response_serializer
-    )
-
-
-def _parsing_inside(behaviour: Callable[..., Any], parse: Callable[[bytes], Any]) -> Callable[..., Any]:
-    async def parsed(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-        try:
-            return parse(raw)
-        except Exception:  # protobuf raises DecodeError, and other errors for other deserializers
-            await abort_with(
-                context,
-                InvalidArgument(
-                    f"the request body ({len(raw)} bytes) is not a valid message for this method"
-                ),
-            )
-
-    if inspect.isasyncgenfunction(behaviour):
-
-        async def stream(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-            request = await parsed(raw, context)
-            async for item in behaviour(request, context):
-                yield item
-
-        return stream
-
-    async def unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-        request = await parsed(raw, context)
-        result = behaviour(request, context)
-        return await result if inspect.isawaitable(result) else result
-
-    return unary
 
 
 def _rejecting(error: CellfedError) -> Callable[..., Any]:

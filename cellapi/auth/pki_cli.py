@@ -56,9 +56,10 @@ def issue_group() -> None:
 @_DIR
 @_REGION
 @click.option("--days", type=int, default=certs.REGION_DEFAULT_DAYS, show_default=True)
-def issue_region_command(directory: Path, region: str, days: int) -> None:
+@click.option("--rotate", is_flag=True, help="Replace the region's CA (leaves issued before keep working).")
+def issue_region_command(directory: Path, region: str, days: int, rotate: bool) -> None:
     """An intermediate CA for one region, signed by the root (pathlen 0: it issues leaves only)."""
-    path = _run(lambda: pki_dir.issue_region(directory, region, _now(), days))
+    path = _run(lambda: pki_dir.issue_region(directory, region, _now(), days, rotate=rotate))
     click.echo(f"region CA: {path}")
 
 

@@ -68,18 +68,21 @@ def init(directory: Path, federation: str, now: datetime, days: int) -> Path:
     return directory / ROOT_CERT
 
 
-def issue_region(directory: Path, region: str, now: datetime, days: int) -> Path:
+def issue_region(directory: Path, region: str, now: datetime, days: int, *, rotate: bool = False) -> Path:
+    """A region's intermediate. With `rotate`, a new key and certificate replace the old: leaves issued
+    before keep working (each chain file carries the intermediate it was signed by, and peers trust only
+    the root) until they are re-issued under the new one."""
     root_key, root = _load_ca(directory, directory / ROOT_KEY, directory / ROOT_CERT)
     identity = RegionIdentity(_federation(root), region)
     regions = directory / REGIONS
     regions.mkdir(exist_ok=True, mode=0o700)
     key_path, cert_path = regions / f"{region}.key", regions / f"{region}.crt"
-    if key_path.exists() or cert_path.exists():
-        raise AlreadyExists(f"{key_path} exists; region CAs are not replaced (it would strand their leaves)")
+    if not rotate and (key_path.exists() or cert_path.exists()):
+        raise AlreadyExists(f"{key_path} exists; to replace the region CA, issue it again with --rotate")
     key = certs.new_key()
     cert = certs.build_region(root_key, root, key.public_key(), identity, now, days)
-    write_new(key_path, _key_pem(key), 0o600)
-    write_new(cert_path, _cert_pem(cert), 0o644)
+    _replace(key_path, _key_pem(key), 0o600)
+    _replace(cert_path, _cert_pem(cert), 0o644)
     return cert_path
 
 

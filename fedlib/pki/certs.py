@@ -24,7 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fedlib.errors import InvalidArgument
 from fedlib.names import shown
-from fedlib.pki.identity import Identity, RegionIdentity, check_federation, federation_uri
+from fedlib.pki.identity import Identity, RegionIdentity, Role, check_federation, federation_uri
 
 ROOT_DEFAULT_DAYS = 3650
 REGION_DEFAULT_DAYS = 365
@@ -126,7 +126,7 @@ def build_leaf(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(purposes, critical=False)
-        .add_extension(_san([identity.uri], dns, ips), critical=False)
+        .add_extension(_san([identity.uri], dns, ips, implied=_implied_name(identity)), critical=False)
         .add_extension(_authority_key_id(ca_key), critical=False)
     )
     return builder.sign(ca_key, hashes.SHA256())
@@ -169,9 +169,20 @@ def _authority_key_id(issuer_key: PrivateKey) -> x509.AuthorityKeyIdentifier:
     return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())
 
 
-def _san(uris: Sequence[str], dns: Sequence[str], ips: Sequence[str]) -> x509.SubjectAlternativeName:
+def _implied_name(identity: Identity) -> str | None:
+    # An operator's certificate is a client's only: it answers to no name.
+    return None if identity.role is Role.OPERATOR else identity.server_name
+
+
+def _san(
+    uris: Sequence[str], dns: Sequence[str], ips: Sequence[str], implied: str | None = None
+) -> x509.SubjectAlternativeName:
     names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri) for uri in uris]
+    if implied is not None:  # built from checked parts, and may be longer than an operator's --dns
+        names.append(x509.DNSName(implied))
     for host in dns:
+        if host == implied:
+            continue
         names.append(x509.DNSName(_check_dns(host)))
     for address in ips:
         try:

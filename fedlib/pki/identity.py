@@ -89,6 +89,14 @@ class Identity:
         return f"{SCHEME}{self.federation}/site/{self.site}/role/{self.role.value}/id/{self.id}"
 
     @property
+    def server_name(self) -> str:
+        """The DNS name every leaf carries for its role at its site, and that a client dialing that role
+        there verifies (grpc's ssl_target_name_override): grpc's Python client cannot look at a server's
+        URI name, but it does check the host name, so a router dialing par1's cell refuses an agent's or
+        another site's certificate even on a shared address such as 127.0.0.1."""
+        return server_name(self.federation, self.site, self.role)
+
+    @property
     def file_stem(self) -> str:
         """The name its files get (`<stem>.key`, `.crt`, `.chain.pem`): unique within a region's site."""
         return f"{self.site}-{self.role.value}-{self.id}"
@@ -113,6 +121,11 @@ class RegionIdentity:
 def federation_uri(federation: str) -> str:
     """The root CA's own URI: the trust domain alone."""
     return SCHEME + check_federation(federation)
+
+
+def server_name(federation: str, site: str, role: Role) -> str:
+    # <role>.<site>.<federation>: DNS labels all (a site id and a role are labels, the federation a name).
+    return f"{role.value}.{site}.{federation}"
 
 
 def parse(uri: str, field: str = "uri") -> Identity | RegionIdentity:

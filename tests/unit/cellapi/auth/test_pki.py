@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from cellapi.auth.pki_cli import pki_group
 from fedlib.errors import ConfigError, PermissionDenied
@@ -62,7 +63,8 @@ def test_init_issue_and_load(tmp_path: Path) -> None:
     assert material.identity == Identity("acme", "par1", Role.ROUTER, "r1")
     leaf = x509.load_pem_x509_certificate((issued / f"{STEM}.crt").read_bytes())
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    # Its role's name at its site first (what a client dialing a par1 router verifies), then the defaults.
+    assert san.get_values_for_type(x509.DNSName) == ["router.par1.acme", "localhost"]
     assert leaf.not_valid_after_utc - leaf.not_valid_before_utc == timedelta(hours=72, minutes=5)
     now = datetime.now(UTC)
     peer = verify_peer_chain((issued / f"{STEM}.crt").read_bytes(), (directory / "ca.crt").read_bytes()
@@ -171,3 +173,25 @@ def test_the_name_constraint_refuses_another_federations_leaf() -> None:
     leaf = certs.build_leaf(region_key, region, leaf_key.public_key(), foreign, now)
     with pytest.raises(PermissionDenied, match="name constraints"):
         verify_chain([leaf, region], [root], now)
+
+
+def test_a_region_ca_is_replaced_only_with_rotate_and_earlier_leaves_still_load(tmp_path: Path) -> None:
+    directory = _ca(tmp_path)
+    before = _leaf(directory)
+    kept = {name: (before / f"{STEM}.{name}").read_bytes() for name in ("chain.pem", "key")}
+    result = CliRunner().invoke(pki_group, ["issue", "region", "--dir", str(directory), "--region", "eu"])
+    assert result.exit_code != 0 and "--rotate" in result.output
+    old_ca = (directory / "regions/eu.crt").read_bytes()
+    _cli("issue", "region", "--dir", str(directory), "--region", "eu", "--rotate")
+    assert (directory / "regions/eu.crt").read_bytes() != old_ca
+    assert os.stat(directory / "regions/eu.key").st_mode & 0o777 == 0o600
+    old = tmp_path / "old"
+    old.mkdir(mode=0o700)
+    for name, data in kept.items():
+        (old / f"{STEM}.{name}").write_bytes(data)
+        os.chmod(old / f"{STEM}.{name}", 0o600)
+    (old / "ca.crt").write_bytes((directory / "ca.crt").read_bytes())
+    assert _load(old).identity.id == "r1"  # type: ignore[attr-defined]  # signed by the old CA: still good
+    renewed = _leaf(directory)
+    chain = x509.load_pem_x509_certificates((renewed / f"{STEM}.chain.pem").read_bytes())
+    assert chain[1].public_bytes(serialization.Encoding.PEM) == (directory / "regions/eu.crt").read_bytes()

@@ -1,0 +1,154 @@
+"""TLS on a gRPC link, with certificates that rotate without a restart.
+
+A component's files (fedrpc.tls_files: chain, key, federation root) are checked at start and watched after:
+`ReloadingTls.current()` stats them (cheap) and reloads only when one changed. A rotation that leaves the
+files half-written or wrong keeps the last good material and says so in the log once, so a botched
+`cellfed pki issue` never takes a serving process down; the next good write is picked up.
+
+- Servers get grpc's dynamic credentials: the fetcher runs before each new handshake, so new connections
+  get new files and established ones live on until they close.
+- Clients get plain channel credentials plus the server name to verify (`Identity.server_name`:
+  `<role>.<site>.<federation>`); a client that caches channels rebuilds them when `generation` moves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+
+from fedlib.errors import ConfigError
+from fedlib.pki.identity import Role, server_name
+from fedrpc.channel import SecureTarget
+from fedrpc.tls_files import TlsMaterial, load_tls_files
+
+log = logging.getLogger(__name__)
+
+_Signature = tuple[tuple[int, int, int], ...]
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """Where a component's material lives and what it must prove."""
+
+    cert: Path  # the chain: leaf then its region CA (`<stem>.chain.pem`)
+    key: Path
+    ca: Path
+    federation: str
+    role: Role
+
+    @classmethod
+    def issued(cls, directory: str | os.PathLike[str], stem: str, federation: str, role: Role) -> TlsFiles:
+        """The layout `cellfed pki issue leaf` writes: DIR/<stem>.chain.pem, DIR/<stem>.key, DIR/ca.crt."""
+        base = Path(directory)
+        return cls(base / f"{stem}.chain.pem", base / f"{stem}.key", base / "ca.crt", federation, role)
+
+    def load(self, now: datetime | None = None) -> TlsMaterial:
+        return load_tls_files(self.cert, self.key, self.ca, self.federation, self.role, now)
+
+    def signature(self) -> _Signature:
+        """What changes when any of the three files is replaced or rewritten."""
+        out = []
+        for path in (self.cert, self.key, self.ca):
+            try:
+                st = path.stat()
+            except OSError:
+                out.append((0, 0, 0))  # missing mid-rotation: a change, and load() will say what is wrong
+                continue
+            out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+
+@dataclass
+class ReloadingTls:
+    """The newest good material of a TlsFiles; thread-safe (grpc runs the server fetcher on its threads)."""
+
+    files: TlsFiles
+    material: TlsMaterial
+    generation: int = 0  # bumped on every reload that took: clients compare it to rebuild their channels
+    _signature: _Signature = ()
+    _refused: _Signature | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def start(cls, files: TlsFiles, now: datetime | None = None) -> ReloadingTls:
+        """Loads the files or raises ConfigError naming the file and the fix: a process starts with good
+        material or not at all."""
+        signature = files.signature()
+        return cls(files, files.load(now), _signature=signature)
+
+    def current(self, now: datetime | None = None) -> tuple[TlsMaterial, bool]:
+        """(the material to use now, whether it changed since the last call that saw a change)."""
+        signature = self.files.signature()
+        with self._lock:
+            if signature == self._signature or signature == self._refused:
+                return self.material, False
+            try:
+                material = self.files.load(now or datetime.now(UTC))
+            except ConfigError as exc:
+                # Keep serving with what worked; a rotation in progress usually fixes itself next write.
+                self._refused = signature
+                log.warning("TLS files changed but are refused, keeping the previous ones: %s", exc.message)
+                return self.material, False
+            self.material, self._signature, self._refused = material, signature, None
+            self.generation += 1
+            log.info(
+                "TLS files reloaded: %s, valid until %s",
+                material.identity.uri,
+                f"{material.not_after:%Y-%m-%d %H:%M} UTC",
+            )
+            return material, True
+
+
+def server_credentials(tls: ReloadingTls, *, require_client_cert: bool) -> grpc.ServerCredentials:
+    """Credentials whose certificate follows the files. With require_client_cert the handshake itself
+    refuses a client without a certificate chaining to the federation root (or an expired one); which
+    roles may call what is the PeerAuthInterceptor's job, after it."""
+
+    def configuration(material: TlsMaterial) -> grpc.ServerCertificateConfiguration:
+        return grpc.ssl_server_certificate_configuration(
+            [(material.private_key, material.cert_chain)], root_certificates=material.root_ca
+        )
+
+    def fetch() -> grpc.ServerCertificateConfiguration | None:
+        try:
+            material, changed = tls.current()
+        except Exception:  # never let a surprise here fail every handshake: keep the configuration
+            log.exception("TLS reload check failed; keeping the current certificate")
+            return None
+        return configuration(material) if changed else None
+
+    initial = configuration(tls.material)
+    return grpc.dynamic_ssl_server_credentials(
+        initial, fetch, require_client_authentication=require_client_cert
+    )
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    """How this component dials servers of its federation, with its own (rotating) certificate."""
+
+    tls: ReloadingTls
+
+    def target(self, site: str, role: Role) -> SecureTarget:
+        """Security for dialing `role` at `site`: credentials from the newest material, and the server name
+        that server's certificate must carry."""
+        material, _ = self.tls.current()
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=material.root_ca,
+            private_key=material.private_key,
+            certificate_chain=material.cert_chain,
+        )
+        return SecureTarget(
+            credentials, server_name(self.tls.files.federation, site, role), self.tls.generation
+        )
+
+    def generation(self) -> int:
+        """Moves when the files were reloaded: a channel made under an older one should be replaced."""
+        self.tls.current()
+        return self.tls.generation
