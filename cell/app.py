@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cellfed.v1 import agent_pb2_grpc, cell_pb2_grpc
 
@@ -22,12 +23,33 @@ from cell.reassert import Reasserter
 from cell.reassert_pacing import Pacing
 from cell.servicer import CellServicer
 from fedlib.errors import NotFound
+from fedlib.pki.identity import Role
 from fedrpc.clock import wall_clock_ms
+from fedrpc.peer_auth import PeerAuthInterceptor, PeerRule
 from fedrpc.periodic import every
 from fedrpc.server import RunningServer, start_server
+from fedrpc.tls import ReloadingTls, server_credentials
 from replication.cell_records import CellRecords
 from replication.model import Cell, CellState
 from replication.store import Store
+
+CELL_SERVICE = "cellfed.v1.CellService"
+AGENT_SERVICE = "cellfed.v1.AgentService"
+
+
+def _secure_port(settings: ControllerSettings, tls: ReloadingTls | None) -> dict[str, Any]:
+    """start_server's keywords for a port under mTLS: credentials demanding a client certificate and
+    the authorization by it; nothing without TLS."""
+    if tls is None:
+        return {}
+    rules = {
+        CELL_SERVICE: PeerRule(frozenset({Role.ROUTER})),
+        AGENT_SERVICE: PeerRule(frozenset({Role.AGENT}), site=settings.site_id),
+    }
+    return {
+        "credentials": server_credentials(tls, require_client_cert=True),
+        "interceptors": [PeerAuthInterceptor(tls.files.federation, rules)],
+    }
 
 
 @dataclass
@@ -35,6 +57,7 @@ class RunningCell:
     controller: CellController
     publisher: Publisher
     server: RunningServer
+    agent_server: RunningServer | None = None  # the Agent API on a port of its own, when asked for
     reasserter: Reasserter | None = None
     claims: ClaimSweep | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -43,7 +66,13 @@ class RunningCell:
     def port(self) -> int:
         return self.server.port
 
+    @property
+    def agent_port(self) -> int:
+        return (self.agent_server or self.server).port
+
     async def stop(self) -> None:
+        if self.agent_server is not None:
+            await self.agent_server.stop(grace_s=1.0)
         await self.server.stop(grace_s=1.0)
         for task in self.tasks:
             task.cancel()
@@ -61,8 +90,15 @@ async def start_cell(
     advertise: str | None = None,
     metrics: CellMetrics | None = None,
     clock_ms: Callable[[], int] = wall_clock_ms,
+    agent_listen: str | None = None,
+    tls: ReloadingTls | None = None,
 ) -> RunningCell:
-    """`clock_ms` is for in-process test harnesses that own time; production leaves the wall clock."""
+    """`clock_ms` is for in-process test harnesses that own time; production leaves the wall clock.
+
+    `agent_listen` serves the Agent API on a port of its own (so network policy can tell the two APIs
+    apart); without it both share `listen`. With `tls` (the controller's certificate) both ports demand
+    mTLS, and callers are authorized by their certificate: the Cell API serves this federation's routers,
+    the Agent API the agents of this cell's site."""
     metrics = metrics or CellMetrics(settings.cell_id, site=settings.site_id)
     m = metrics
 
@@ -95,19 +131,24 @@ async def start_cell(
             )
 
     servicer = CellServicer(controller, lambda _drained: publish_state())
-    server = await start_server(
-        listen,
-        [
-            lambda s: cell_pb2_grpc.add_CellServiceServicer_to_server(servicer, s),
-            lambda s: agent_pb2_grpc.add_AgentServiceServicer_to_server(hub, s),
-        ],
-        ["cellfed.v1.CellService", "cellfed.v1.AgentService"],
-    )
+    cell_api = (lambda s: cell_pb2_grpc.add_CellServiceServicer_to_server(servicer, s), CELL_SERVICE)
+    agent_api = (lambda s: agent_pb2_grpc.add_AgentServiceServicer_to_server(hub, s), AGENT_SERVICE)
+    apis = [cell_api] if agent_listen else [cell_api, agent_api]
+    secure = _secure_port(settings, tls)  # one set per port: grpc's credentials belong to one port
+    server = await start_server(listen, [a[0] for a in apis], [a[1] for a in apis], **secure)
+    agent_server = None
+    if agent_listen:
+        try:
+            secure = _secure_port(settings, tls)
+            agent_server = await start_server(agent_listen, [agent_api[0]], [agent_api[1]], **secure)
+        except Exception:
+            await server.stop(0)
+            raise
     endpoint = advertise or f"{listen.rpartition(':')[0]}:{server.port}"
     with contextlib.suppress(NotFound):  # a drain outlives a restart of the controller
         controller.drained = (await store.directory.get_cell(settings.cell_id)).state is CellState.DRAINED
     await publish_state()
-    running = RunningCell(controller, publisher, server)
+    running = RunningCell(controller, publisher, server, agent_server)
     c = controller
     pace = Pacing(int(settings.reassert_period_s * 1000), settings.reassert_rows_per_s)
     reasserter = Reasserter(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,30 +72,38 @@ class ReloadingTls:
     files: TlsFiles
     material: TlsMaterial
     generation: int = 0  # bumped on every reload that took: clients compare it to rebuild their channels
+    # How often the files are looked at: clients ask on every call, and rotation is a matter of minutes.
+    recheck_s: float = 1.0
+    _checked_at: float = float("-inf")
     _signature: _Signature = ()
     _refused: _Signature | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def start(cls, files: TlsFiles, now: datetime | None = None) -> ReloadingTls:
+    def start(cls, files: TlsFiles, now: datetime | None = None, *, recheck_s: float = 1.0) -> ReloadingTls:
         """Loads the files or raises ConfigError naming the file and the fix: a process starts with good
         material or not at all."""
         signature = files.signature()
-        return cls(files, files.load(now), _signature=signature)
+        return cls(files, files.load(now), recheck_s=recheck_s, _signature=signature)
 
-    def current(self, now: datetime | None = None) -> tuple[TlsMaterial, bool]:
-        """(the material to use now, whether it changed since the last call that saw a change)."""
+    def current(self, now: datetime | None = None) -> TlsMaterial:
+        """The material to use now. Whoever holds a server port or a channel made from older material
+        compares `generation` to the one it made it under: one ReloadingTls serves many of them."""
+        checked = time.monotonic()
+        if checked - self._checked_at < self.recheck_s:
+            return self.material
+        self._checked_at = checked
         signature = self.files.signature()
         with self._lock:
             if signature == self._signature or signature == self._refused:
-                return self.material, False
+                return self.material
             try:
                 material = self.files.load(now or datetime.now(UTC))
             except ConfigError as exc:
                 # Keep serving with what worked; a rotation in progress usually fixes itself next write.
                 self._refused = signature
                 log.warning("TLS files changed but are refused, keeping the previous ones: %s", exc.message)
-                return self.material, False
+                return self.material
             self.material, self._signature, self._refused = material, signature, None
             self.generation += 1
             log.info(
@@ -102,11 +111,12 @@ class ReloadingTls:
                 material.identity.uri,
                 f"{material.not_after:%Y-%m-%d %H:%M} UTC",
             )
-            return material, True
+            return material
 
 
 def server_credentials(tls: ReloadingTls, *, require_client_cert: bool) -> grpc.ServerCredentials:
-    """Credentials whose certificate follows the files. With require_client_cert the handshake itself
+    """Credentials for one port (grpc asks each for its initial configuration once: never share them
+    between ports), whose certificate follows the files. With require_client_cert the handshake itself
     refuses a client without a certificate chaining to the federation root (or an expired one); which
     roles may call what is the PeerAuthInterceptor's job, after it."""
 
@@ -115,13 +125,18 @@ def server_credentials(tls: ReloadingTls, *, require_client_cert: bool) -> grpc.
             [(material.private_key, material.cert_chain)], root_certificates=material.root_ca
         )
 
+    served = [tls.generation]  # what this port's handshakes use now; other ports follow on their own
+
     def fetch() -> grpc.ServerCertificateConfiguration | None:
         try:
-            material, changed = tls.current()
+            material = tls.current()
         except Exception:  # never let a surprise here fail every handshake: keep the configuration
             log.exception("TLS reload check failed; keeping the current certificate")
             return None
-        return configuration(material) if changed else None
+        if tls.generation == served[0]:
+            return None
+        served[0] = tls.generation
+        return configuration(material)
 
     initial = configuration(tls.material)
     return grpc.dynamic_ssl_server_credentials(
@@ -138,7 +153,7 @@ class ClientTls:
     def target(self, site: str, role: Role) -> SecureTarget:
         """Security for dialing `role` at `site`: credentials from the newest material, and the server name
         that server's certificate must carry."""
-        material, _ = self.tls.current()
+        material = self.tls.current()
         credentials = grpc.ssl_channel_credentials(
             root_certificates=material.root_ca,
             private_key=material.private_key,
@@ -147,6 +162,14 @@ class ClientTls:
         return SecureTarget(
             credentials, server_name(self.tls.files.federation, site, role), self.tls.generation
         )
+
+    def server_name(self, site: str, role: Role) -> str:
+        return server_name(self.tls.files.federation, site, role)
+
+    @property
+    def site(self) -> str:
+        """This component's own site, as its certificate says."""
+        return self.tls.material.identity.site
 
     def generation(self) -> int:
         """Moves when the files were reloaded: a channel made under an older one should be replaced."""

@@ -34,8 +34,10 @@ from cell.compute.lease import AgentLease, to_fence
 from cell.compute.metrics import AgentMetrics
 from cell.compute.observe import event_power, observed_domains, report_domains
 from cell.compute.reconcile import DesiredInstance, DesiredState, OrphanPolicy, reconcile
+from fedlib.pki.identity import Role
 from fedrpc.channel import open_channel
 from fedrpc.clock import monotonic_ms
+from fedrpc.tls import ClientTls
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,12 @@ class ComputeAgent:
         layout: HostLayout,
         metrics: AgentMetrics,
         clock_ms: Callable[[], int] = monotonic_ms,
+        tls: ClientTls | None = None,
     ) -> None:
+        """With `tls` (the agent's certificate) the agent dials its controller with mTLS and accepts only
+        the cell certificate of its own site."""
         self.settings, self.metrics, self._now = settings, metrics, clock_ms
+        self._tls = tls
         self.executor = actions.Executor(hypervisor, layout, metrics, settings.host_id, settings.max_parallel)
         self._hv = hypervisor
         self._desired: agent_pb2.DesiredState | None = None
@@ -121,7 +127,9 @@ class ComputeAgent:
             self._events.put_nowait(event)
 
     async def _session(self) -> None:
-        async with open_channel(self.settings.controller) as channel:
+        # A channel per session: a reconnect after a rotation presents the newest certificate.
+        secure = None if self._tls is None else self._tls.target(self._tls.site, Role.CELL)
+        async with open_channel(self.settings.controller, secure) as channel:
             call = agent_pb2_grpc.AgentServiceStub(channel).Connect()
             outbound: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue(4096)
             hello = await self._hello()

@@ -27,8 +27,10 @@ from cellapi.router.settings import RouterSettings
 from cellapi.router.status_http import StatusServer, start_status_server
 from fedlib.ids import parse_instance_id
 from fedrpc.clock import wall_clock_ms
+from fedrpc.dialer import Dialer
 from fedrpc.periodic import every
 from fedrpc.server import RunningServer, start_server
+from fedrpc.tls import ClientTls, ReloadingTls, server_credentials
 from replication.store import Store
 
 
@@ -73,16 +75,24 @@ async def start_router(
     status_listen: str | None = None,
     clock_ms: Callable[[], int] = wall_clock_ms,
     probe: ProbeCheck | None = None,
+    tls: ReloadingTls | None = None,
 ) -> RunningRouter:
     """`status_listen` ("host:port"), when given, also serves the read-only status page there.
     `clock_ms` and `probe` (how one health probe is made and timed) are for in-process test harnesses
-    that own time and the network; production passes neither."""
+    that own time and the network; production passes neither.
+
+    With `tls` (the router's certificate) users reach the router over TLS (their token says who they
+    are; no client certificate is asked), and the router dials cells and probes peers with mTLS, each
+    server proving its role and site."""
     metrics = metrics or RouterMetrics(settings.site_id)
     directory = Directory(store, settings, clock_ms)
+    client_tls = None if tls is None else ClientTls(tls)
     prober = Prober(
-        directory, metrics, clock_ms, settings.probe_timeout_s, settings.dial_address, check=probe
-    )
-    cells = CellClients(settings.dial_address, prober.reachable)
+        directory, metrics, clock_ms, settings.probe_timeout_s,
+        Dialer(settings.dial_address, client_tls), check=probe,
+    )  # fmt: skip
+    # Its own channels, not the prober's: a forward never queues behind a probe's reconnect, or back.
+    cells = CellClients(Dialer(settings.dial_address, client_tls), prober.reachable)
     owners = Owners(directory, store.index, metrics)
 
     def observe(target_site: str, method: str, code: str, seconds: float) -> None:
@@ -129,6 +139,7 @@ async def start_router(
         ],
         ["cellfed.v1.ComputeService", "cellfed.v1.FederationService"],
         interceptors=[AuthInterceptor(keyring)],
+        credentials=None if tls is None else server_credentials(tls, require_client_cert=False),
     )
     if not directory.advertise:
         directory.advertise = f"{listen.rpartition(':')[0]}:{server.port}"

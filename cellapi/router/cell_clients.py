@@ -15,7 +15,8 @@ from typing import Any
 import grpc
 from cellfed.v1 import cell_pb2_grpc
 
-from fedrpc.channel import open_channel
+from fedlib.pki.identity import Role
+from fedrpc.dialer import Dialer
 from fedrpc.status import error_from_rpc
 from replication.model import Cell
 
@@ -23,29 +24,22 @@ from replication.model import Cell
 class CellClients:
     def __init__(
         self,
-        dial: Callable[[str], str] = lambda endpoint: endpoint,
+        dialer: Dialer | None = None,
         reachable: Callable[[str], bool] = lambda cell_id: True,
     ) -> None:
-        self._dial, self._reachable = dial, reachable
-        self._stubs: dict[str, tuple[grpc.aio.Channel, cell_pb2_grpc.CellServiceStub]] = {}
+        self._dialer, self._reachable = dialer or Dialer(), reachable
 
-    def stub(self, endpoint: str) -> cell_pb2_grpc.CellServiceStub:
-        entry = self._stubs.get(endpoint)
-        if entry is None:
-            channel = open_channel(self._dial(endpoint))
-            entry = (channel, cell_pb2_grpc.CellServiceStub(channel))
-            self._stubs[endpoint] = entry
-        return entry[1]
+    def stub(self, cell: Cell) -> cell_pb2_grpc.CellServiceStub:
+        # Under mTLS the cell must present its site's cell certificate (fedrpc.dialer).
+        return self._dialer.stub(cell_pb2_grpc.CellServiceStub, cell.endpoint, cell.site_id, Role.CELL)
 
     async def call(self, cell: Cell, method: str, request: Any, timeout_s: float) -> Any:
         try:
-            return await getattr(self.stub(cell.endpoint), method)(
+            return await getattr(self.stub(cell), method)(
                 request, timeout=timeout_s, wait_for_ready=self._reachable(cell.cell_id)
             )
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, target=f"site {cell.site_id} (cell {cell.cell_id})") from None
 
     async def close(self) -> None:
-        for channel, _ in self._stubs.values():
-            await channel.close()
-        self._stubs.clear()
+        await self._dialer.close()

@@ -93,7 +93,7 @@ class InstanceOps:
             if found is None:
                 raise
             cell = found
-        call = self._cells.stub(cell.endpoint).WatchInstance(request, timeout=timeout_s)
+        call = self._cells.stub(cell).WatchInstance(request, timeout=timeout_s)
         try:
             async for event in call:
                 yield event

@@ -14,7 +14,8 @@ from cellapi.router import peers
 from cellapi.router.directory import Directory
 from cellapi.router.metrics import RouterMetrics
 from cellapi.router.site_reports import nearest_by_site
-from fedrpc.channel import open_channel
+from fedlib.pki.identity import Role
+from fedrpc.dialer import Dialer
 
 # One probe of an endpoint: its RTT in ms, or None when it did not answer SERVING in time.
 ProbeCheck = Callable[[str], Awaitable[float | None]]
@@ -35,21 +36,25 @@ class Prober:
         metrics: RouterMetrics,
         clock_ms: Callable[[], int],
         timeout_s: float,
-        dial: Callable[[str], str] = lambda endpoint: endpoint,
+        dialer: Dialer | None = None,
         check: ProbeCheck | None = None,
     ) -> None:
         """`check` replaces the grpc.health.v1 probe (an in-process harness injecting RTTs)."""
-        self._dial = dial
+        self._dialer = dialer or Dialer()
         self._check: ProbeCheck = check or self._probe
         self._directory, self._metrics, self._now, self._timeout_s = directory, metrics, clock_ms, timeout_s
         self.table = peers.PeerTable()
-        self._stubs: dict[str, tuple[grpc.aio.Channel, health_pb2_grpc.HealthStub]] = {}
+        # endpoint -> the (site, role) its server must prove under mTLS; refreshed by every targets().
+        self._servers: dict[str, tuple[str, Role]] = {}
 
     def targets(self) -> dict[str, str]:
         """target name -> endpoint, for every cell and every other live router."""
         snap = self._directory.snapshot
         out = {cell_target(c.cell_id): c.endpoint for c in snap.cells.values()}
         out.update({router_target(r.router_id): r.endpoint for r in snap.routers.values()})
+        servers = {c.endpoint: (c.site_id, Role.CELL) for c in snap.cells.values()}
+        servers.update({r.endpoint: (r.site_id, Role.ROUTER) for r in snap.routers.values()})
+        self._servers = servers
         return out
 
     async def probe_all(self) -> None:
@@ -79,12 +84,9 @@ class Prober:
         return (time.perf_counter() - started) * 1000
 
     def _stub(self, endpoint: str) -> health_pb2_grpc.HealthStub:
-        entry = self._stubs.get(endpoint)
-        if entry is None:
-            channel = open_channel(self._dial(endpoint))
-            entry = (channel, health_pb2_grpc.HealthStub(channel))
-            self._stubs[endpoint] = entry
-        return entry[1]
+        # An endpoint no longer in the directory gets a name no certificate has: its probe fails, honestly.
+        site, role = self._servers.get(endpoint, ("unknown", Role.CELL))
+        return self._dialer.stub(health_pb2_grpc.HealthStub, endpoint, site, role)
 
     def health(self, target: str, **kw: object) -> peers.Health:
         return peers.health_of(self.table, target, self._now(), **kw)  # type: ignore[arg-type]
@@ -102,5 +104,4 @@ class Prober:
         return self.health(cell_target(cell_id)) not in (peers.Health.SUSPECT, peers.Health.OFFLINE)
 
     async def close(self) -> None:
-        for channel, _ in self._stubs.values():
-            await channel.close()
+        await self._dialer.close()

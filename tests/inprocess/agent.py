@@ -22,7 +22,9 @@ from typing import Literal
 import grpc
 from cellfed.v1 import agent_pb2, agent_pb2_grpc
 
+from fedlib.pki.identity import Role
 from fedrpc.channel import open_channel
+from fedrpc.tls import ClientTls
 
 Mode = Literal["ok", "fail", "hang", "silent"]
 
@@ -48,13 +50,15 @@ class FakeAgent:
         self._call: grpc.aio.StreamStreamCall | None = None
         self._reader: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()  # grpc.aio allows one writer at a time
+        self.tls: ClientTls | None = None  # set by the harness under mTLS: the agent's own certificate
 
     @property
     def host_id(self) -> str:
         return self.spec.host_id
 
     async def connect(self) -> None:
-        self._channel = open_channel(self.controller)
+        secure = self.tls and self.tls.target(self.tls.site, Role.CELL)
+        self._channel = open_channel(self.controller, secure)
         self._call = agent_pb2_grpc.AgentServiceStub(self._channel).Connect()
         s = self.spec
         hello = agent_pb2.AgentHello(

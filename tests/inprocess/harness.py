@@ -44,13 +44,16 @@ from cellapi.router.app import RunningRouter, start_router
 from cellapi.router.geo import GeoPoint, distance_km, estimate_rtt_ms
 from cellapi.router.settings import RouterSettings
 from fedlib.errors import NotFound
-from fedrpc.channel import open_channel
+from fedlib.pki.identity import Role, server_name
+from fedrpc.channel import SecureTarget, open_channel
+from fedrpc.tls import ClientTls
 from replication.memory import ManualClock, MemoryStore
 from replication.memory_cell import MemoryCellRecords
 from replication.model import CapacitySummary, IndexEntry, Site, SiteState
 from replication.store import Store
 from tests.inprocess.agent import FakeAgent, HostSpec
-from tests.inprocess.link import CellLink
+from tests.inprocess.link import CellLink, LinkTls
+from tests.inprocess.pki import FEDERATION, HarnessPki
 from tests.inprocess.specs import AMS1, NYC1, PAR1, SITES, CellSpec, SiteSpec, cells, create_request
 from tests.inprocess.store import ClaimsNet, HeldIndex, RegionClaims, StoreView
 
@@ -72,6 +75,7 @@ class HarnessCell:
     records: MemoryCellRecords = field(default_factory=MemoryCellRecords)
     agents: dict[str, FakeAgent] = field(default_factory=dict)
     running: RunningCell | None = None
+    operator: ClientTls | None = None  # how the harness itself calls the cell under mTLS (as a router)
     _channel: tuple[str, grpc.aio.Channel] | None = None
 
     @property
@@ -89,7 +93,8 @@ class HarnessCell:
         address = self.address
         if self._channel is None or self._channel[0] != address:
             await self.close_channel()
-            self._channel = (address, open_channel(address))
+            secure = self.operator and self.operator.target(self.site.site_id, Role.CELL)
+            self._channel = (address, open_channel(address, secure))
         stub = cell_pb2_grpc.CellServiceStub(self._channel[1])
         status: cell_pb2.CellStatus = await stub.GetCellStatus(cell_pb2.GetCellStatusRequest(), timeout=2)
         return status
@@ -109,7 +114,7 @@ class HarnessCell:
 
 
 class Harness:
-    def __init__(self, sites: Sequence[SiteSpec], workdir: Path) -> None:
+    def __init__(self, sites: Sequence[SiteSpec], workdir: Path, *, tls: bool = False) -> None:
         self.clock = ManualClock(start_ms=time.time_ns() // 1_000_000)
         self.store = MemoryStore(self.clock.now_ms, region=sites[0].region)
         self.index = HeldIndex(self.store.index)
@@ -122,6 +127,9 @@ class Harness:
         self._probes: dict[str, health_pb2_grpc.HealthStub] = {}
         generate_keypair(workdir, _KEY_ID)
         self._keys = workdir
+        # With tls, every link is what production runs under mTLS: users reach routers over TLS, routers
+        # dial cells and agents their controller's own port with certificates of this PKI.
+        self.pki = HarnessPki(workdir, {s.region for s in sites}) if tls else None
 
     # -- assembly --------------------------------------------------------------------------------------
     @classmethod
@@ -133,12 +141,13 @@ class Harness:
         *,
         routers: Iterable[str] | None = None,
         router_settings: Mapping[str, Any] | None = None,
+        tls: bool = False,
     ) -> AsyncIterator[Harness]:
         """Sites, their cells (each with its fake agents connected) and a router at each site in
         `routers` (default: every site), synced once. `router_settings` overrides RouterSettings fields (e.g.
         cell_timeout_s) for every router."""
         with tempfile.TemporaryDirectory(prefix="cellfed-harness-") as workdir:
-            h = cls(sites, Path(workdir))
+            h = cls(sites, Path(workdir), tls=tls)
             try:
                 with_router = list(routers) if routers is not None else [s.site_id for s in sites]
                 await h._put_sites(without=with_router)
@@ -178,6 +187,7 @@ class Harness:
         router = await start_router(
             settings, self.view(site.region), KeyRing(self._keys), listen="127.0.0.1:0",
             clock_ms=self.clock.now_ms, probe=lambda endpoint: self._probe(site_id, endpoint),
+            tls=self.pki and self.pki.component(site.region, site_id, Role.ROUTER, "r1"),
         )  # fmt: skip
         self.routers[site_id] = router
         return router
@@ -185,8 +195,14 @@ class Harness:
     async def start_cell(self, spec: CellSpec, *, build_timeout_s: float = 120.0) -> HarnessCell:
         """Starts (or restarts, keeping its keyspace) a cell behind its link, and connects its agents."""
         cell = self.cells.get(spec.cell_id)
+        site = self.sites[spec.site_id]
+        tls = self.pki and self.pki.component(site.region, spec.site_id, Role.CELL, spec.cell_id)
         if cell is None:
-            cell = HarnessCell(spec, self.sites[spec.site_id], CellLink())
+            link_tls = None
+            if self.pki is not None and tls is not None:
+                back = self.pki.client(site.region, spec.site_id, Role.ROUTER, "link")
+                link_tls = LinkTls(tls, back, spec.site_id)
+            cell = HarnessCell(spec, site, CellLink(link_tls))
             await cell.link.start()
             self.cells[spec.cell_id] = cell
         settings = ControllerSettings(
@@ -195,8 +211,10 @@ class Harness:
         )  # fmt: skip
         cell.running = await start_cell(
             settings, cell.records, self.view(cell.site.region), listen="127.0.0.1:0",
-            advertise=cell.link.endpoint, clock_ms=self.clock.now_ms,
+            advertise=cell.link.endpoint, clock_ms=self.clock.now_ms, tls=tls,
+            agent_listen="127.0.0.1:0" if tls else None,
         )  # fmt: skip
+        cell.operator = self.pki and self.pki.client(cell.site.region, spec.site_id, Role.ROUTER, "harness")
         await cell.link.connect(cell.address)
         for host in spec.host_specs():
             await self.add_host(spec.cell_id, host)
@@ -206,7 +224,11 @@ class Harness:
         """Connects a fake agent for `host` and waits until the cell counts it up."""
         cell = self.cells[cell_id]
         agent = cell.agents.get(host.host_id) or FakeAgent(host, cell_id, "")
-        agent.controller = cell.address
+        assert cell.running is not None
+        agent.controller = f"127.0.0.1:{cell.running.agent_port}"
+        if self.pki is not None:
+            site = cell.site
+            agent.tls = self.pki.client(site.region, site.site_id, Role.AGENT, host.host_id)
         await agent.connect()
         cell.agents[host.host_id] = agent
 
@@ -267,8 +289,12 @@ class Harness:
     async def _probe(self, router_site: str, endpoint: str) -> float | None:
         """A real grpc.health.v1 check across the link; the RTT reported is the injected one."""
         stub = self._probes.get(endpoint)
+        cell = next((c for c in self.cells.values() if c.link.endpoint == endpoint), None)
         if stub is None:
-            channel = open_channel(endpoint)
+            secure = None
+            if self.pki is not None:
+                secure = self._probe_security(router_site, endpoint, cell)
+            channel = open_channel(endpoint, secure)
             self._channels.append(channel)
             stub = self._probes[endpoint] = health_pb2_grpc.HealthStub(channel)
         try:
@@ -277,8 +303,17 @@ class Harness:
             return None
         if reply.status != health_pb2.HealthCheckResponse.SERVING:
             return None
-        cell = next((c for c in self.cells.values() if c.link.endpoint == endpoint), None)
         return self.rtt(router_site, cell.cell_id) if cell is not None else 1.0
+
+    def _probe_security(self, router_site: str, endpoint: str, cell: HarnessCell | None) -> SecureTarget:
+        """Under mTLS a probe proves what it dials: a cell's front or a peer router, by the probing router."""
+        assert self.pki is not None
+        me = self.sites[router_site]
+        client = self.pki.client(me.region, router_site, Role.ROUTER, "harness")
+        if cell is not None:
+            return client.target(cell.site.site_id, Role.CELL)
+        peer = next((s for s, r in self.routers.items() if endpoint.endswith(f":{r.port}")), "unknown")
+        return client.target(peer, Role.ROUTER)
 
     async def probe(self, rounds: int = 1) -> None:
         for _ in range(rounds):
@@ -345,9 +380,13 @@ class Harness:
     def api(self, site_id: str, tenant: str = "acme") -> compute_pb2_grpc.ComputeServiceStub:
         """The public Compute API of the router at `site_id`, as `tenant`."""
         router = self.routers[site_id]
-        channel = grpc.aio.insecure_channel(
-            f"127.0.0.1:{router.port}", interceptors=bearer_interceptors(self.token(tenant))
-        )
+        address, interceptors = f"127.0.0.1:{router.port}", bearer_interceptors(self.token(tenant))
+        if self.pki is None:
+            channel = grpc.aio.insecure_channel(address, interceptors=interceptors)
+        else:  # a user: trusts the federation root, shows no certificate, proves itself with its token
+            credentials = grpc.ssl_channel_credentials(root_certificates=self.pki.ca_pem)
+            name = [("grpc.ssl_target_name_override", server_name(FEDERATION, site_id, Role.ROUTER))]
+            channel = grpc.aio.secure_channel(address, credentials, options=name, interceptors=interceptors)
         self._channels.append(channel)
         return compute_pb2_grpc.ComputeServiceStub(channel)
 

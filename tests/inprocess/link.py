@@ -24,7 +24,10 @@ from typing import Any
 import grpc
 from cellfed.v1 import cell_pb2
 
+from fedlib.pki.identity import Role
 from fedrpc.channel import open_channel
+from fedrpc.peer_auth import PeerAuthInterceptor, PeerRule
+from fedrpc.tls import ClientTls, ReloadingTls, server_credentials
 
 _STREAMING = frozenset(
     f"/cellfed.v1.CellService/{m.name}"
@@ -45,10 +48,21 @@ class _Rule:
         return self.method is None or full_method.rpartition("/")[2] == self.method
 
 
+@dataclass(frozen=True)
+class LinkTls:
+    """Under mTLS the front is the cell as routers see it: it shows the cell's certificate and admits
+    routers only, by the same rule as the cell; it reaches the cell itself with a router's certificate."""
+
+    front: ReloadingTls
+    back: ClientTls
+    site: str
+
+
 class CellLink(grpc.GenericRpcHandler):  # type: ignore[misc]
     """One cell's front. `calls` counts what reached the front, by method name (for assertions)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: LinkTls | None = None) -> None:
+        self._tls = tls
         self._server: grpc.aio.Server | None = None
         self._backend: grpc.aio.Channel | None = None
         self._cut = False
@@ -61,16 +75,25 @@ class CellLink(grpc.GenericRpcHandler):  # type: ignore[misc]
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self._server = grpc.aio.server()
-        self._server.add_generic_rpc_handlers([self])
-        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        if self._tls is None:
+            self._server = grpc.aio.server()
+            self._server.add_generic_rpc_handlers([self])
+            self.port = self._server.add_insecure_port("127.0.0.1:0")
+        else:
+            federation = self._tls.front.files.federation
+            rules = {"cellfed.v1.CellService": PeerRule(frozenset({Role.ROUTER}))}
+            self._server = grpc.aio.server(interceptors=[PeerAuthInterceptor(federation, rules)])
+            self._server.add_generic_rpc_handlers([self])
+            credentials = server_credentials(self._tls.front, require_client_cert=True)
+            self.port = self._server.add_secure_port("127.0.0.1:0", credentials)
         await self._server.start()
 
     async def connect(self, backend: str) -> None:
         """Points the front at the cell's server (again, after a restart on another port)."""
         if self._backend is not None:
             await self._backend.close()
-        self._backend = open_channel(backend)
+        secure = None if self._tls is None else self._tls.back.target(self._tls.site, Role.CELL)
+        self._backend = open_channel(backend, secure)
 
     async def stop(self) -> None:
         if self._server is not None:

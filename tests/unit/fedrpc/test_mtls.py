@@ -9,6 +9,7 @@ import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -18,6 +19,7 @@ from cellapi.auth import pki_dir
 from fedlib.errors import ConfigError, PermissionDenied, Unauthenticated
 from fedlib.pki.identity import Identity, Role
 from fedrpc.channel import SecureTarget, open_channel
+from fedrpc.dialer import Dialer
 from fedrpc.peer_auth import PeerAuthInterceptor, PeerRule
 from fedrpc.revocation import RevocationList
 from fedrpc.server import RunningServer, start_server
@@ -54,6 +56,14 @@ class Pki:
         for path in (paths.key, paths.chain, paths.ca):
             _install(path, home / path.name)
         return TlsFiles.issued(home, identity.file_stem, self.federation, role)
+
+
+def _reloading(files: TlsFiles) -> ReloadingTls:
+    return ReloadingTls.start(files, recheck_s=0)  # the tests rotate and look at once
+
+
+def _client(files: TlsFiles) -> ClientTls:
+    return ClientTls(_reloading(files))
 
 
 def _install(source: Path, target: Path) -> None:
@@ -98,7 +108,7 @@ def _register(server: grpc.aio.Server) -> None:
 async def _serve(
     files: TlsFiles, rules: dict[str, PeerRule], revoked: RevocationList | None = None
 ) -> tuple[RunningServer, ReloadingTls]:
-    tls = ReloadingTls.start(files)
+    tls = _reloading(files)
     interceptor = PeerAuthInterceptor(files.federation, rules, revoked=revoked)
     server = await start_server(
         "127.0.0.1:0",
@@ -131,7 +141,7 @@ def pki(tmp_path: Path) -> Pki:
 
 async def test_a_router_of_the_federation_calls_a_cell_and_is_named_by_its_certificate(pki: Pki) -> None:
     server, _ = await _serve(pki.component("par1", Role.CELL, "c1"), ROUTERS)
-    router = ClientTls(ReloadingTls.start(pki.component("nyc1", Role.ROUTER, "r1", region="us-east")))
+    router = _client(pki.component("nyc1", Role.ROUTER, "r1", region="us-east"))
     try:
         answer = await _call(server.port, router.target("par1", Role.CELL))
         assert answer.startswith(b"spiffe://acme/site/nyc1/role/router/id/r1 ")
@@ -143,7 +153,7 @@ async def test_a_peer_of_a_role_the_service_does_not_serve_is_permission_denied_
     pki: Pki,
 ) -> None:
     server, _ = await _serve(pki.component("par1", Role.CELL, "c1"), ROUTERS)
-    agent = ClientTls(ReloadingTls.start(pki.component("par1", Role.AGENT, "h1")))
+    agent = _client(pki.component("par1", Role.AGENT, "h1"))
     try:
         async with open_channel(f"127.0.0.1:{server.port}", agent.target("par1", Role.CELL)) as channel:
             with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -166,11 +176,11 @@ async def test_a_per_site_rule_refuses_a_peer_of_another_site(pki: Pki) -> None:
     rules = {SERVICE: PeerRule(frozenset({Role.AGENT}), site="par1")}
     server, _ = await _serve(pki.component("par1", Role.CELL, "c1"), rules)
     try:
-        here = ClientTls(ReloadingTls.start(pki.component("par1", Role.AGENT, "h1")))
+        here = _client(pki.component("par1", Role.AGENT, "h1"))
         assert (await _call(server.port, here.target("par1", Role.CELL))).startswith(
             b"spiffe://acme/site/par1/"
         )
-        there = ClientTls(ReloadingTls.start(pki.component("nyc1", Role.AGENT, "h1", region="us-east")))
+        there = _client(pki.component("nyc1", Role.AGENT, "h1", region="us-east"))
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await _call(server.port, there.target("par1", Role.CELL))
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "site par1 only" in (
@@ -213,7 +223,7 @@ async def test_a_client_refuses_a_server_whose_certificate_is_not_the_role_and_s
 ) -> None:
     # An agent's certificate on the port a router expects par1's cell on (the same 127.0.0.1): refused.
     server, _ = await _serve(pki.component("par1", Role.AGENT, "h1"), ROUTERS)
-    router = ClientTls(ReloadingTls.start(pki.component("nyc1", Role.ROUTER, "r1", region="us-east")))
+    router = _client(pki.component("nyc1", Role.ROUTER, "r1", region="us-east"))
     try:
         for site, role in (("par1", Role.CELL), ("nyc1", Role.AGENT)):
             with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -227,7 +237,7 @@ async def test_a_client_refuses_a_server_whose_certificate_is_not_the_role_and_s
 async def test_a_server_serves_rotated_files_to_new_connections_and_keeps_established_ones(pki: Pki) -> None:
     files = pki.component("par1", Role.CELL, "c1")
     server, tls = await _serve(files, ROUTERS)
-    router = ClientTls(ReloadingTls.start(pki.component("nyc1", Role.ROUTER, "r1", region="us-east")))
+    router = _client(pki.component("nyc1", Role.ROUTER, "r1", region="us-east"))
     established = open_channel(f"127.0.0.1:{server.port}", router.target("par1", Role.CELL))
     try:
         await _who_call(established)
@@ -255,7 +265,7 @@ async def test_a_server_serves_rotated_files_to_new_connections_and_keeps_establ
 async def test_a_bad_rotation_keeps_the_last_good_files(pki: Pki) -> None:
     files = pki.component("par1", Role.CELL, "c1")
     server, tls = await _serve(files, ROUTERS)
-    router = ClientTls(ReloadingTls.start(pki.component("nyc1", Role.ROUTER, "r1", region="us-east")))
+    router = _client(pki.component("nyc1", Role.ROUTER, "r1", region="us-east"))
     try:
         files.cert.write_bytes(b"-----BEGIN CERTIFICATE-----\nnot base64\n")  # a half-written chain
         assert await _call(server.port, router.target("par1", Role.CELL))
@@ -273,7 +283,7 @@ async def test_a_bad_rotation_keeps_the_last_good_files(pki: Pki) -> None:
 async def test_a_client_presents_its_rotated_certificate_on_its_next_channel(pki: Pki) -> None:
     server, _ = await _serve(pki.component("par1", Role.CELL, "c1"), ROUTERS)
     router_files = pki.component("nyc1", Role.ROUTER, "r1", region="us-east")
-    router = ClientTls(ReloadingTls.start(router_files))
+    router = _client(router_files)
     try:
         first = await _call(server.port, router.target("par1", Role.CELL))
         assert router.generation() == 0
@@ -292,7 +302,7 @@ async def test_a_revoked_certificate_is_refused_on_its_next_call(pki: Pki, tmp_p
     revocations = RevocationList.start(revoked_file)  # missing: nothing revoked
     server, _ = await _serve(pki.component("par1", Role.CELL, "c1"), ROUTERS, revocations)
     router_files = pki.component("nyc1", Role.ROUTER, "r1", region="us-east")
-    router = ClientTls(ReloadingTls.start(router_files))
+    router = _client(router_files)
     serial = x509.load_pem_x509_certificate(router_files.cert.read_bytes()).serial_number
     try:
         async with open_channel(f"127.0.0.1:{server.port}", router.target("par1", Role.CELL)) as channel:
@@ -330,3 +340,32 @@ def test_a_service_with_no_rule_is_refused() -> None:
     for bad in ({}, {"peer_spiffe_id": [b"spiffe://acme/../x"]}, {"peer_spiffe_id": [b"a", b"b"]}):
         with pytest.raises(Unauthenticated):
             interceptor.authorize(SERVICE, bad)
+
+
+async def test_a_dialer_replaces_its_channel_when_its_certificate_rotates_and_lets_the_old_one_drain(
+    pki: Pki,
+) -> None:
+    server, _ = await _serve(pki.component("par1", Role.CELL, "c1"), ROUTERS)
+    router_files = pki.component("nyc1", Role.ROUTER, "r1", region="us-east")
+    dialer = Dialer(tls=_client(router_files))
+    endpoint = f"127.0.0.1:{server.port}"
+
+    def factory(channel: grpc.aio.Channel) -> Any:  # a stub class in all but name: one callable
+        return channel.unary_unary(f"/{SERVICE}/Who")
+
+    def who() -> Any:
+        return dialer.stub(factory, endpoint, "par1", Role.CELL)
+
+    try:
+        first = who()
+        assert who() is first  # reused while nothing changed
+        in_flight = first(b"x", timeout=5)
+        pki.component("nyc1", Role.ROUTER, "r1", region="us-east")
+        second = who()
+        assert second is not first
+        old, new = await in_flight, await second(b"y", timeout=5)
+        assert old.split()[1] != new.split()[1]  # the new channel presents the new certificate
+        assert Dialer(tls=None).secure is False and dialer.secure
+    finally:
+        await dialer.close()
+        await server.stop(0)
