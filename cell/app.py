@@ -27,6 +27,7 @@ from fedlib.pki.identity import Role
 from fedrpc.clock import wall_clock_ms
 from fedrpc.peer_auth import PeerAuthInterceptor, PeerRule
 from fedrpc.periodic import every
+from fedrpc.revocation import RevocationList
 from fedrpc.server import RunningServer, start_server
 from fedrpc.tls import ReloadingTls, server_credentials
 from replication.cell_records import CellRecords
@@ -37,7 +38,9 @@ CELL_SERVICE = "cellfed.v1.CellService"
 AGENT_SERVICE = "cellfed.v1.AgentService"
 
 
-def _secure_port(settings: ControllerSettings, tls: ReloadingTls | None) -> dict[str, Any]:
+def _secure_port(
+    settings: ControllerSettings, tls: ReloadingTls | None, revoked: RevocationList | None
+) -> dict[str, Any]:
     """start_server's keywords for a port under mTLS: credentials demanding a client certificate and
     the authorization by it; nothing without TLS."""
     if tls is None:
@@ -48,7 +51,7 @@ def _secure_port(settings: ControllerSettings, tls: ReloadingTls | None) -> dict
     }
     return {
         "credentials": server_credentials(tls, require_client_cert=True),
-        "interceptors": [PeerAuthInterceptor(tls.files.federation, rules)],
+        "interceptors": [PeerAuthInterceptor(tls.files.federation, rules, revoked=revoked)],
     }
 
 
@@ -92,13 +95,15 @@ async def start_cell(
     clock_ms: Callable[[], int] = wall_clock_ms,
     agent_listen: str | None = None,
     tls: ReloadingTls | None = None,
+    revoked: RevocationList | None = None,
 ) -> RunningCell:
     """`clock_ms` is for in-process test harnesses that own time; production leaves the wall clock.
 
     `agent_listen` serves the Agent API on a port of its own (so network policy can tell the two APIs
     apart); without it both share `listen`. With `tls` (the controller's certificate) both ports demand
     mTLS, and callers are authorized by their certificate: the Cell API serves this federation's routers,
-    the Agent API the agents of this cell's site."""
+    the Agent API the agents of this cell's site; a client certificate whose serial is in `revoked` is
+    refused on its next call."""
     metrics = metrics or CellMetrics(settings.cell_id, site=settings.site_id)
     m = metrics
 
@@ -134,12 +139,12 @@ async def start_cell(
     cell_api = (lambda s: cell_pb2_grpc.add_CellServiceServicer_to_server(servicer, s), CELL_SERVICE)
     agent_api = (lambda s: agent_pb2_grpc.add_AgentServiceServicer_to_server(hub, s), AGENT_SERVICE)
     apis = [cell_api] if agent_listen else [cell_api, agent_api]
-    secure = _secure_port(settings, tls)  # one set per port: grpc's credentials belong to one port
+    secure = _secure_port(settings, tls, revoked)  # one set per port: grpc's credentials belong to one port
     server = await start_server(listen, [a[0] for a in apis], [a[1] for a in apis], **secure)
     agent_server = None
     if agent_listen:
         try:
-            secure = _secure_port(settings, tls)
+            secure = _secure_port(settings, tls, revoked)
             agent_server = await start_server(agent_listen, [agent_api[0]], [agent_api[1]], **secure)
         except Exception:
             await server.stop(0)

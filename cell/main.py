@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -17,8 +18,12 @@ from cell.metrics import CellMetrics
 from cell.placement import Policy
 from cell.reassert_pacing import Pacing
 from fedlib.names import check_id, keyspace_for_cell
+from fedlib.pki.identity import Role
 from fedrpc.metrics_http import serve_metrics
 from fedrpc.process import announce_ready, log_to_stderr, until_stopped
+from fedrpc.revocation import RevocationList
+from fedrpc.tls import ReloadingTls
+from fedrpc.tls_flags import load_component_tls, load_revocations, tls_options
 
 if TYPE_CHECKING:
     from replication.cql._base import Levels
@@ -37,6 +42,9 @@ class CellProcess:
     listen: str
     advertise: str | None  # None: the listen address
     metrics_listen: str
+    agent_listen: str | None = None  # None: the Agent API shares `listen`
+    tls: ReloadingTls | None = None
+    revoked: RevocationList | None = None
 
 
 @click.group("cell")
@@ -48,7 +56,14 @@ def cell_cli() -> None:
 @click.option("--cell-id", required=True, help="This cell's id, e.g. par1-c1.")
 @click.option("--site", "site_id", required=True, help="The site the cell belongs to, e.g. par1.")
 @click.option("--region", required=True, help="The region (= its Cassandra DC), e.g. eu-west.")
-@click.option("--listen", default="127.0.0.1:7100", show_default=True, help="Cell and Agent API address.")
+@click.option(
+    "--listen", default="127.0.0.1:7100", show_default=True,
+    help="Cell API address (routers dial it); also the Agent API's unless --agent-listen is given.",
+)  # fmt: skip
+@click.option(
+    "--agent-listen", default="", metavar="HOST:PORT",
+    help="Serve the Agent API (the cell's compute agents dial it) on a port of its own.",
+)  # fmt: skip
 @click.option("--advertise", default=None, help="Address routers should dial (default: the listen address).")
 @click.option(
     "--metrics-listen", default="127.0.0.1:0", show_default=True, help="Prometheus /metrics address."
@@ -78,6 +93,7 @@ def cell_cli() -> None:
     "--reassert-rows-per-s", default=200.0, show_default=True,
     help="Rate limit of the re-assert sweep (rows written per second); it wins over the period.",
 )  # fmt: skip
+@tls_options
 def serve_command(**flags: Any) -> None:
     """Runs one cell controller until SIGTERM."""
     log_to_stderr("cell")
@@ -88,7 +104,8 @@ def cell_process(
     *, cell_id: str, site_id: str, region: str, listen: str, advertise: str | None, metrics_listen: str,
     contact_points: str, local_dc: str, global_keyspace: str, policy: str, host_grace_s: float,
     build_timeout_s: float, lease_s: float = 30.0, lease_margin_s: float = 3.0, fence_s: float = 15.0,
-    reassert_period_s: float = 300.0, reassert_rows_per_s: float = 200.0,
+    reassert_period_s: float = 300.0, reassert_rows_per_s: float = 200.0, agent_listen: str = "",
+    tls_dir: Path | None = None, tls_name: str = "",
 ) -> CellProcess:  # fmt: skip
     """The flags of `cell serve` (one keyword each), validated into one frozen value."""
     try:
@@ -107,7 +124,11 @@ def cell_process(
     except Exception as exc:
         raise click.BadParameter(str(exc)) from None
     points = tuple(p.strip() for p in contact_points.split(",") if p.strip())
-    return CellProcess(settings, points, local_dc, global_keyspace, listen, advertise or None, metrics_listen)
+    tls = load_component_tls(tls_dir, tls_name, site_id, Role.CELL, cell_id)
+    return CellProcess(
+        settings, points, local_dc, global_keyspace, listen, advertise or None, metrics_listen,
+        agent_listen or None, tls, load_revocations(tls_dir),
+    )  # fmt: skip
 
 
 async def serve(process: CellProcess, levels: Levels | None = None) -> None:
@@ -127,10 +148,16 @@ async def serve(process: CellProcess, levels: Levels | None = None) -> None:
     metrics = CellMetrics(settings.cell_id, site=settings.site_id)
     metrics_port = serve_metrics(process.metrics_listen, metrics.registry)
     running = await start_cell(
-        settings, records, store, listen=process.listen, advertise=process.advertise, metrics=metrics
+        settings, records, store, listen=process.listen, advertise=process.advertise, metrics=metrics,
+        agent_listen=process.agent_listen, tls=process.tls, revoked=process.revoked,
+    )  # fmt: skip
+    log.info(
+        "cell %s ready: api port %d, agent port %d, metrics port %d%s", settings.cell_id, running.port,
+        running.agent_port, metrics_port, " (mTLS)" if process.tls else "",
+    )  # fmt: skip
+    announce_ready(
+        "cell", settings.cell_id, port=running.port, agent=running.agent_port, metrics=metrics_port
     )
-    log.info("cell %s ready: api port %d, metrics port %d", settings.cell_id, running.port, metrics_port)
-    announce_ready("cell", settings.cell_id, port=running.port, metrics=metrics_port)
     await until_stopped()
     log.info("stopping")
     await running.publisher.drained(2.0)

@@ -14,8 +14,11 @@ import click
 from cell.compute.agent import AgentSettings, ComputeAgent
 from cell.compute.domains import HostLayout
 from cell.compute.metrics import AgentMetrics
+from fedlib.pki.identity import Role
 from fedrpc.metrics_http import serve_metrics
 from fedrpc.process import announce_ready, log_to_stderr, until_stopped
+from fedrpc.tls import ClientTls
+from fedrpc.tls_flags import load_component_tls, tls_options
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,7 @@ class AgentProcess:
     state_dir: Path
     metrics_listen: str
     memory_limits: bool  # apply flavors' memory hard limits (decided once, at start)
+    tls: ClientTls | None = None  # dial the controller with mTLS, as this agent's certificate says
 
 
 @click.group("agent")
@@ -38,7 +42,8 @@ def agent_cli() -> None:
 @agent_cli.command("serve")
 @click.option("--host-id", required=True, help="This host's id, unique in its cell.")
 @click.option("--cell-id", required=True)
-@click.option("--controller", required=True, help="host:port of the cell controller.")
+@click.option("--controller", required=True, help="host:port of the cell controller's Agent API.")
+@click.option("--site", "site_id", default="", help="The site of the cell (needed with --tls-dir).")
 @click.option("--libvirt-uri", default="test:///default", show_default=True)
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Per-instance files: config drives, serial logs.")  # fmt: skip
@@ -64,6 +69,7 @@ def agent_cli() -> None:
     show_default=True,
     help="Apply flavors' memory hard limits; auto: where this process may (CAP_SYS_RESOURCE).",
 )
+@tls_options
 def serve_command(**flags: Any) -> None:
     """Runs one compute agent until SIGTERM."""
     log_to_stderr("agent")  # before the flags are read: deciding on memory limits may warn
@@ -73,7 +79,8 @@ def serve_command(**flags: Any) -> None:
 def agent_process(
     *, host_id: str, cell_id: str, controller: str, libvirt_uri: str, state_dir: Path, vcpus: int,
     memory_mb: int, disk_gb: int, metrics_listen: str, reconcile_s: float, orphan_grace_s: float,
-    memory_hard_limit: str, lease_s: float = 30.0, fence_s: float = 15.0,
+    memory_hard_limit: str, lease_s: float = 30.0, fence_s: float = 15.0, site_id: str = "",
+    tls_dir: Path | None = None, tls_name: str = "",
 ) -> AgentProcess:  # fmt: skip
     """The flags of `agent serve` (one keyword each) as one frozen value."""
     settings = AgentSettings(
@@ -84,7 +91,10 @@ def agent_process(
     limits = may_limit_memory() if memory_hard_limit == "auto" else memory_hard_limit == "on"
     if not limits:
         log.warning("memory hard limits off on this host: guests run without one")
-    return AgentProcess(settings, state_dir, metrics_listen, limits)
+    if tls_dir is not None and not site_id:
+        raise click.UsageError("--tls-dir needs --site: the agent accepts only its own site's controller")
+    tls = load_component_tls(tls_dir, tls_name, site_id, Role.AGENT, host_id)
+    return AgentProcess(settings, state_dir, metrics_listen, limits, None if tls is None else ClientTls(tls))
 
 
 def may_limit_memory(status: Path = Path("/proc/self/status")) -> bool:
@@ -116,7 +126,7 @@ async def serve(process: AgentProcess) -> None:
     hv = await asyncio.to_thread(LibvirtHost, settings.libvirt_uri)
     metrics = AgentMetrics(settings.host_id)
     port = serve_metrics(process.metrics_listen, metrics.registry)
-    agent = ComputeAgent(settings, hv, layout, metrics)
+    agent = ComputeAgent(settings, hv, layout, metrics, tls=process.tls)
     announce_ready("agent", settings.host_id, metrics=port)
     task = asyncio.create_task(agent.run())
     await until_stopped()

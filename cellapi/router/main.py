@@ -16,8 +16,11 @@ from cellapi.router.metrics import RouterMetrics
 from cellapi.router.settings import RouterSettings
 from cellapi.router.status_http import parse_listen
 from fedlib.names import check_id
+from fedlib.pki.identity import Role
 from fedrpc.metrics_http import serve_metrics
 from fedrpc.process import announce_ready, log_to_stderr, until_stopped
+from fedrpc.tls import ReloadingTls
+from fedrpc.tls_flags import load_component_tls, tls_options
 
 if TYPE_CHECKING:
     from replication.cql._base import Levels
@@ -37,6 +40,7 @@ class RouterProcess:
     listen: str
     metrics_listen: str
     status_listen: str  # "": no status page
+    tls: ReloadingTls | None = None
 
 
 @click.group("router")
@@ -79,6 +83,7 @@ def router_cli() -> None:
     help="Dial ENDPOINT through VIA (a tunnel, NAT or WAN-emulating proxy); repeatable.",
 )
 @click.option("--enrich-timeout-s", default=0.5, show_default=True, help="Per-cell deadline when listing.")
+@tls_options
 def serve_command(**flags: Any) -> None:
     """Runs one router until SIGTERM."""
     log_to_stderr("router")
@@ -88,7 +93,8 @@ def serve_command(**flags: Any) -> None:
 def router_process(
     *, router_id: str, site_id: str, region: str, lat: float, lon: float, listen: str, advertise: str,
     metrics_listen: str, status_listen: str, contact_points: str, local_dc: str, global_keyspace: str,
-    keys_dir: Path, dial: tuple[str, ...], enrich_timeout_s: float,
+    keys_dir: Path, dial: tuple[str, ...], enrich_timeout_s: float, tls_dir: Path | None = None,
+    tls_name: str = "",
 ) -> RouterProcess:  # fmt: skip
     """The flags of `router serve` (one keyword each), validated into one frozen value."""
     try:
@@ -106,8 +112,9 @@ def router_process(
         enrich_timeout_s=enrich_timeout_s, dial=MappingProxyType(_dial_map(dial)),
     )  # fmt: skip
     points = tuple(p.strip() for p in contact_points.split(",") if p.strip())
+    tls = load_component_tls(tls_dir, tls_name, site_id, Role.ROUTER, router_id)
     return RouterProcess(
-        settings, points, local_dc, global_keyspace, keys_dir, listen, metrics_listen, status_listen
+        settings, points, local_dc, global_keyspace, keys_dir, listen, metrics_listen, status_listen, tls
     )
 
 
@@ -140,7 +147,7 @@ async def serve(process: RouterProcess, levels: Levels | None = None) -> None:
     metrics_port = serve_metrics(process.metrics_listen, metrics.registry)
     running = await start_router(
         settings, store, keyring, listen=process.listen, metrics=metrics,
-        status_listen=process.status_listen or None,
+        status_listen=process.status_listen or None, tls=process.tls,
     )  # fmt: skip
     log.info("router %s ready on port %d", settings.router_id, running.port)
     status = "off" if running.status_port is None else running.status_port

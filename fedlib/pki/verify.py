@@ -238,6 +238,14 @@ def _host_matches(host: str, tree: str) -> bool:
     return host == tree
 
 
+def federation_of_root(pem: bytes) -> str:
+    """The federation a root CA file (ca.crt) was made for: its spiffe://<federation> name."""
+    roots = [cert for cert in load_pem_certificates(pem, "ca") if cert.issuer == cert.subject]
+    if not roots:
+        raise Unauthenticated("the CA file holds no self-signed root certificate", field="ca")
+    return _root_federation(roots[0])
+
+
 def _root_federation(root: x509.Certificate) -> str:
     for uri in _uris(root):
         if uri.startswith(SCHEME) and "/" not in uri[len(SCHEME) :]:
