@@ -20,7 +20,7 @@ from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fedlib.errors import CellfedError, Happened, Unavailable
-from fedrpc.channel import open_channel
+from fedrpc.channel import SecureTarget, open_channel
 from fedrpc.status import error_from_rpc
 
 T = TypeVar("T")
@@ -41,19 +41,24 @@ def fails_over(error: CellfedError) -> bool:
 
 
 class _Router:
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, ca: bytes | None) -> None:
         self.endpoint = endpoint
-        self.channel = open_channel(endpoint)
+        # A user's TLS: the router proves itself (for the host dialed); the token proves the user.
+        secure = None if ca is None else SecureTarget(grpc.ssl_channel_credentials(root_certificates=ca))
+        self.channel = open_channel(endpoint, secure)
         self.compute = compute_pb2_grpc.ComputeServiceStub(self.channel)
         self.federation = federation_pb2_grpc.FederationServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
 
 class Client:
-    def __init__(self, routers: Sequence[str], token: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, routers: Sequence[str], token: str, *, timeout_s: float = 10.0, ca: bytes | None = None
+    ) -> None:
+        """`ca`: the PEM of the CA the routers' certificates chain to, to talk TLS; None: plaintext."""
         if not routers:
             raise ValueError("give at least one router endpoint")
-        self._routers = [_Router(r) for r in routers]
+        self._routers = [_Router(r, ca) for r in routers]
         self._metadata = (("authorization", f"Bearer {token}"),)
         self.timeout_s = timeout_s
         self.order: list[RouterChoice] = [RouterChoice(r, None) for r in routers]

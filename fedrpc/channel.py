@@ -15,7 +15,7 @@ class SecureTarget:
     instead of the dialed host, which is often an address every component of a host shares)."""
 
     credentials: grpc.ChannelCredentials
-    server_name: str
+    server_name: str | None = None  # None: the dialed host, as a user's client checks a public name
     generation: int = 0  # of the files the credentials were made from (fedrpc.tls)
 
 
@@ -36,5 +36,7 @@ _OPTIONS: list[tuple[str, int | str]] = [
 def open_channel(target: str, secure: SecureTarget | None = None) -> grpc.aio.Channel:
     if secure is None:
         return grpc.aio.insecure_channel(target, options=_OPTIONS)
-    options = [*_OPTIONS, ("grpc.ssl_target_name_override", secure.server_name)]
+    options = list(_OPTIONS)
+    if secure.server_name is not None:
+        options.append(("grpc.ssl_target_name_override", secure.server_name))
     return grpc.aio.secure_channel(target, secure.credentials, options=options)

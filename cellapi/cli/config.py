@@ -12,6 +12,7 @@ import click
 
 ROUTERS_ENV = "CELLFED_ROUTERS"
 TOKEN_ENV = "CELLFED_TOKEN"
+CA_ENV = "CELLFED_CA"
 OUTPUTS = ("table", "json")
 
 
@@ -24,6 +25,7 @@ class RawOptions:
     token_file: Path | None
     output: str
     timeout_s: float
+    ca_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class CliConfig:
     token: str
     output: str
     timeout_s: float
+    ca: bytes | None = None  # PEM of the CA the routers' certificates chain to; None: plaintext
 
     @property
     def json(self) -> bool:
@@ -52,7 +55,9 @@ def resolve(raw: RawOptions, env: Mapping[str, str]) -> CliConfig:
         raise click.UsageError(f"no token given: pass --token or --token-file, or set {TOKEN_ENV}")
     if raw.timeout_s <= 0:
         raise click.UsageError("--timeout must be a positive number of seconds")
-    return CliConfig(routers=routers, token=token, output=raw.output, timeout_s=raw.timeout_s)
+    ca_file = raw.ca_file or (Path(env[CA_ENV]) if env.get(CA_ENV, "").strip() else None)
+    ca = _read_ca(ca_file) if ca_file else None
+    return CliConfig(routers=routers, token=token, output=raw.output, timeout_s=raw.timeout_s, ca=ca)
 
 
 def _split(text: str) -> tuple[str, ...]:
@@ -63,6 +68,16 @@ def _check_endpoint(endpoint: str) -> None:
     host, sep, port = endpoint.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise click.UsageError(f"router {endpoint!r} is not HOST:PORT (from --router or {ROUTERS_ENV})")
+
+
+def _read_ca(path: Path) -> bytes:
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise click.UsageError(f"--ca {path}: {exc.strerror or exc}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise click.UsageError(f"--ca {path} holds no PEM certificate; give the federation's ca.crt")
+    return pem
 
 
 def _read_token(path: Path) -> str:

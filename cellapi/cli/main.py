@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from cellapi.cli.admin import ADMIN_COMMANDS
-from cellapi.cli.config import OUTPUTS, ROUTERS_ENV, TOKEN_ENV, RawOptions
+from cellapi.cli.config import CA_ENV, OUTPUTS, ROUTERS_ENV, TOKEN_ENV, RawOptions
 from cellapi.cli.errors import EXIT_CODES_HELP
 from cellapi.cli.render import (
     instance_detail,
@@ -57,6 +57,12 @@ from cellapi.cli.wait import follow, wait_active
     show_default=True,
     help="Deadline of each call, in seconds.",
 )
+@click.option(
+    "--ca",
+    "ca_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Talk TLS to the routers, trusting this CA file (the federation's ca.crt). Default: ${CA_ENV}.",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -65,9 +71,10 @@ def cli(
     token_file: Path | None,
     output: str,
     timeout_s: float,
+    ca_file: Path | None,
 ) -> None:
     """cellctl: create, inspect and manage instances across the federation, and see it as an operator."""
-    ctx.obj = RawOptions(routers, token, token_file, output, timeout_s)
+    ctx.obj = RawOptions(routers, token, token_file, output, timeout_s, ca_file)
 
 
 @cli.command()

@@ -82,7 +82,7 @@ def run(raw: RawOptions, command: Command) -> None:
 
 
 async def _with_client(config: CliConfig, command: Command) -> int:
-    client = Client(list(config.routers), config.token, timeout_s=config.timeout_s)
+    client = Client(list(config.routers), config.token, timeout_s=config.timeout_s, ca=config.ca)
     try:
         if len(config.routers) > 1:
             await client.probe()

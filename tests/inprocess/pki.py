@@ -49,7 +49,11 @@ class HarnessPki:
             self._issue(region, Identity(FEDERATION, site, role, cid))
 
     def _issue(self, region: str, identity: Identity) -> TlsFiles:
-        paths = pki_dir.issue_leaf(self._ca, region, identity, datetime.now(UTC), hours=2, dns=(), ips=())
+        # Routers also answer to the address users dial (as `cellfed pki issue leaf` gives by default).
+        names = (("localhost",), ("127.0.0.1",)) if identity.role is Role.ROUTER else ((), ())
+        paths = pki_dir.issue_leaf(
+            self._ca, region, identity, datetime.now(UTC), hours=2, dns=names[0], ips=names[1]
+        )
         home = self._homes / identity.file_stem
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         for source in (paths.key, paths.chain, paths.ca):

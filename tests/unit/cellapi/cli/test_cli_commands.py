@@ -95,14 +95,16 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
     client = FakeClient()
     made: list[tuple[Any, ...]] = []
 
-    def factory(routers: list[str], token: str, *, timeout_s: float) -> FakeClient:
+    def factory(routers: list[str], token: str, *, timeout_s: float, ca: bytes | None) -> FakeClient:
         made.append((routers, token, timeout_s))
+        client.ca = ca  # type: ignore[attr-defined]
         return client
 
     monkeypatch.setattr(cli_session, "Client", factory)
     monkeypatch.setattr(cli_wait, "RECONNECT_PAUSE_S", 0.0)
     monkeypatch.delenv("CELLFED_ROUTERS", raising=False)
     monkeypatch.delenv("CELLFED_TOKEN", raising=False)
+    monkeypatch.delenv("CELLFED_CA", raising=False)
     client.made = made  # type: ignore[attr-defined]
     return client
 
@@ -281,6 +283,8 @@ def test_routers_and_token_from_the_environment_probe_when_there_is_a_choice(
         (["--router", "r:1"], {}, "CELLFED_TOKEN"),
         (["--router", "nope", "--token", "t"], {}, "not HOST:PORT"),
         (["--router", "r:1"], {"CELLFED_TOKEN": " "}, "--token-file"),
+        (["--router", "r:1", "--token", "t", "--ca", "/nonexistent/ca.crt"], {}, "--ca /nonexistent/ca.crt"),
+        (["--router", "r:1", "--token", "t"], {"CELLFED_CA": "/nonexistent/ca.crt"}, "--ca /nonexistent"),
     ],
 )
 def test_missing_or_bad_router_or_token_is_a_usage_error(
@@ -305,3 +309,18 @@ def test_missing_or_bad_router_or_token_is_a_usage_error(
 def test_malformed_options_are_usage_errors(fake: FakeClient, args: list[str], message: str) -> None:
     result = cellctl(*args)
     assert result.exit_code == 2 and message in result.stderr and not fake.calls
+
+
+def test_ca_from_the_flag_or_the_environment_makes_the_client_talk_tls(
+    fake: FakeClient, tmp_path: Path
+) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    assert cellctl("--ca", str(ca), "get", IID).exit_code == 0
+    assert fake.ca == ca.read_bytes()  # type: ignore[attr-defined]
+    assert cellctl("get", IID, env={"CELLFED_CA": str(ca)}).exit_code == 0
+    assert fake.ca == ca.read_bytes()  # type: ignore[attr-defined]
+    assert cellctl("get", IID).exit_code == 0 and fake.ca is None  # type: ignore[attr-defined]
+    ca.write_text("not a certificate")
+    result = cellctl("--ca", str(ca), "get", IID)
+    assert result.exit_code == 2 and "holds no PEM certificate" in result.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from pathlib import Path
 
 import grpc
 import pytest
@@ -23,10 +24,13 @@ from cellfed.v1 import (
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from cellapi.client import Client
+from fedlib.errors import Unavailable
 from fedlib.pki.identity import Role
 from fedrpc.channel import open_channel
 from fedrpc.tls import ReloadingTls
 from tests.inprocess.harness import SITES, Harness, HostSpec, cells, create_request
+from tests.inprocess.pki import HarnessPki
 
 
 async def test_create_get_list_and_delete_work_with_every_link_under_mtls() -> None:
@@ -181,3 +185,22 @@ async def test_the_whole_pki_rotates_under_load_with_no_failed_request(attempt: 
             assert tls.generation >= 1, cell.cell_id
             served = await asyncio.to_thread(_served_leaf, fronts[cell.cell_id], probe)
             assert served == _leaf_on_disk(tls) != served_before[cell.cell_id], cell.cell_id
+
+
+async def test_the_sdk_talks_tls_to_a_router_it_trusts_and_refuses_one_it_does_not(tmp_path: Path) -> None:
+    async with Harness.running(SITES, cells(), routers=["par1"], tls=True) as h:
+        assert h.pki is not None
+        endpoint = f"127.0.0.1:{h.routers['par1'].port}"
+        client = Client([endpoint], h.token(), ca=h.pki.ca_pem, timeout_s=5)
+        try:
+            made = await client.create(create_request("via-sdk"))
+            assert (await client.get(made.instance_id)).instance_id == made.instance_id
+        finally:
+            await client.close()
+        other = HarnessPki(tmp_path, {"eu-west"})  # another federation's root: the router is not trusted
+        stranger = Client([endpoint], h.token(), ca=other.ca_pem, timeout_s=5)
+        try:
+            with pytest.raises(Unavailable):
+                await stranger.get(made.instance_id)
+        finally:
+            await stranger.close()
