@@ -17,12 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fedlib.pki.identity import Identity, Role
+from localfed.pki import LocalPki
 from localfed.processes import free_port, spawn, stop_all, wait_ready
 from localfed.sites import SiteSpec, rtt_matrix
 from localfed.supervisor import Restartable, Supervisor
 from localfed.wan_proxy import DelayProxy, ProxyHost
 
 STATE_FILE = "federation.json"
+LOCAL_FEDERATION = "cellfed-local"  # the trust domain of `cellfed up --tls`
 TEST_URI = "test:///default"  # libvirt's test driver: real API, fake hypervisor
 Progress = Callable[[str], None]
 
@@ -39,7 +42,12 @@ class LocalFederation:
     # requests (Nova cells v2's shape). sync: p2p, but the global keyspace at EACH_QUORUM/QUORUM (Galera's).
     mode: str = "p2p"
     host_grace_s: float = 2.0
+    # mTLS on every gRPC link, from a federation PKI made under root/pki (localfed.pki); cells then serve
+    # their Agent API on a port of its own.
+    tls: bool = False
+    pki: LocalPki | None = None
     cell_ports: dict[str, int] = field(default_factory=dict)
+    agent_ports: dict[str, int] = field(default_factory=dict)
     router_ports: dict[str, int] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -58,6 +66,8 @@ class LocalFederation:
         # Every process this launcher starts is supervised: one that exits while the federation is meant
         # to be up comes back with the same argv, hence the same ports, so whatever dials it finds it again.
         self.supervisor = Supervisor(self.procs, on_change=self._state_changed)
+        if self.tls and self.mode == "sync":
+            raise ValueError("tls runs in p2p or central mode: the sync baseline's commands are plaintext")
 
     @classmethod
     def for_tests(
@@ -78,6 +88,9 @@ class LocalFederation:
         # ports too: a restarted cell must come back where its agents and the routers' proxies dial it.
         self.router_ports = {s.site: free_port() for s in self.router_sites()}
         self.cell_ports = {s.site: free_port() for s in self.sites}
+        if self.tls:
+            self.pki = LocalPki(self.root, LOCAL_FEDERATION, {s.region for s in self.sites})
+            self.agent_ports = {s.site: free_port() for s in self.sites}
         if self.mode == "central":
             await self._register_routerless_sites()
         # Each tier starts all at once (a process spends its first second importing, on either core),
@@ -189,16 +202,36 @@ class LocalFederation:
             "--listen", f"127.0.0.1:{self.cell_ports[s.site]}", "--cassandra", ",".join(self.contact_points),
             "--local-dc", s.region,
             "--global-keyspace", self.keyspace, "--host-grace-s", str(self.host_grace_s),
+            *self._tls_flags(s, Role.CELL, s.cell),
+            *(["--agent-listen", self.agent_api(s.site)] if self.agent_ports else []),
         ]  # fmt: skip
 
     def _agent_argv(self, s: SiteSpec, n: int) -> list[str]:
         host = f"{s.site}-h{n}"
+        tls = ["--site", s.site, *self._tls_flags(s, Role.AGENT, host)] if self.pki else []
         return [
             "agent", "serve", "--host-id", host, "--cell-id", s.cell,
-            "--controller", f"127.0.0.1:{self.cell_ports[s.site]}", "--libvirt-uri", self.libvirt_uri,
+            "--controller", self.agent_api(s.site), "--libvirt-uri", self.libvirt_uri,
             "--vcpus", str(s.vcpus), "--memory-mb", str(s.memory_mb), "--disk-gb", str(s.disk_gb),
-            "--state-dir", str(self.root / host),
+            "--state-dir", str(self.root / host), *tls,
         ]  # fmt: skip
+
+    def agent_api(self, site: str) -> str:
+        """Where a site's agents dial their controller: its own Agent API port, or the shared one."""
+        return f"127.0.0.1:{self.agent_ports.get(site) or self.cell_ports[site]}"
+
+    def _tls_flags(self, s: SiteSpec, role: Role, component_id: str) -> list[str]:
+        """`--tls-dir` of a component, its certificate issued now (a restart reuses the argv and files)."""
+        if self.pki is None:
+            return []
+        identity = Identity(LOCAL_FEDERATION, s.site, role, component_id)
+        self.pki.issue(s.region, identity)
+        return ["--tls-dir", str(self.pki.home(identity))]
+
+    @property
+    def ca(self) -> bytes | None:
+        """What a client trusts to talk TLS to the routers; None when the federation is plaintext."""
+        return None if self.pki is None else self.pki.ca_pem
 
     def _wan_path(self, src: str, dst: str, port: int) -> list[str]:
         """A delay proxy from site `src` to a component of site `dst` on `port`, as a --dial override."""
@@ -219,6 +252,7 @@ class LocalFederation:
             "--lat", str(s.lat), "--lon", str(s.lon), "--listen", f"127.0.0.1:{self.router_ports[s.site]}",
             "--cassandra", ",".join(self.contact_points), "--local-dc", s.region,
             "--global-keyspace", self.keyspace, "--keys-dir", str(self.root / "keys"), *dial,
+            *self._tls_flags(s, Role.ROUTER, f"{s.site}-r1"),
         ]  # fmt: skip
 
     def _serve(self, component: str) -> list[str]:
@@ -298,6 +332,7 @@ class LocalFederation:
                 for name, w in watches.items()
             },
             "tokens": self.tokens,
+            "ca": None if self.pki is None else str(self.pki.ca_file),  # cellctl --ca, when TLS is on
         }
         path = self.root / STATE_FILE
         with self._state_lock:  # watcher threads write it too; each write replaces the file whole

@@ -82,6 +82,11 @@ def _alive(pid: int) -> bool:
 )
 @click.option("--prometheus", is_flag=True, help="Also run a Prometheus that scrapes every component.")
 @click.option(
+    "--tls",
+    is_flag=True,
+    help="mTLS on every gRPC link, from a federation PKI made in DIR/pki (cellctl: --ca DIR/pki/ca.crt).",
+)
+@click.option(
     "--real-guests",
     is_flag=True,
     help="Real QEMU guests (the project's tiny kernel, TCG) on one compute host per site.",
@@ -99,6 +104,7 @@ def up(
     mode: str,
     cassandra_address_base: str,
     prometheus: bool,
+    tls: bool,
     real_guests: bool,
     keep: bool,
     directory: Path | None,
@@ -118,7 +124,10 @@ def up(
             preflight.check_real_guests(root)
     except CellfedError as exc:
         raise click.ClickException(exc.message) from None
-    fed = LocalFederation(root, sites, [], rtt, mode=mode, libvirt_uri=QEMU_URI if real_guests else TEST_URI)
+    if tls and mode == "sync":
+        raise click.UsageError("--tls runs with --mode p2p or central (the sync baseline is plaintext)")
+    libvirt_uri = QEMU_URI if real_guests else TEST_URI
+    fed = LocalFederation(root, sites, [], rtt, mode=mode, libvirt_uri=libvirt_uri, tls=tls)
     # `cellfed down` must find a federation that is still starting, and its SIGTERM must clean up as
     # Ctrl-C does (the default handler would kill this process and orphan every child).
     root.mkdir(parents=True, exist_ok=True)
@@ -249,6 +258,8 @@ def _print_endpoints(console: Console, fed: LocalFederation) -> None:
     console.print(
         f"export CELLFED_TOKEN=$(jq -r .tokens.acme {fed.root / STATE_FILE})   # admin: .tokens.admin"
     )
+    if fed.pki is not None:
+        console.print(f"export CELLFED_CA={fed.pki.ca_file}   # every link is mTLS; users trust this root")
 
 
 def _print_workload(console: Console, summary: dict[tuple[str, str], dict[str, object]]) -> None:

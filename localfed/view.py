@@ -22,7 +22,7 @@ async def wait_ready(
     work: HEALTHY, or DEGRADED, slow but placeable)."""
     deadline = time.monotonic() + timeout_s
     for s in fed.router_sites():
-        admin = Client([fed.router(s.site)], fed.tokens["admin"])
+        admin = Client([fed.router(s.site)], fed.tokens["admin"], ca=fed.ca)
         try:
             while True:
                 view = await admin.sites()
@@ -39,7 +39,7 @@ async def wait_ready(
 
 async def print_sites(console: Console, fed: LocalFederation, from_site: str | None = None) -> None:
     site = from_site or fed.sites[0].site
-    admin = Client([fed.router(site)], fed.tokens["admin"])
+    admin = Client([fed.router(site)], fed.tokens["admin"], ca=fed.ca)
     try:
         view = await admin.sites()
     finally:

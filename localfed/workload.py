@@ -31,7 +31,9 @@ class Sample:
 
 async def run_workload(fed: LocalFederation, per_site: int = 5, image: str = "debian-12") -> list[Sample]:
     """With `image` "tiny-guest" each create boots the project's own kernel in a real QEMU guest."""
-    clients = {s.site: Client([fed.client_endpoint(s.site)], fed.tokens["acme"]) for s in fed.sites}
+    clients = {
+        s.site: Client([fed.client_endpoint(s.site)], fed.tokens["acme"], ca=fed.ca) for s in fed.sites
+    }
     samples: list[Sample] = []
     try:
         owned = {site: await _creates(site, c, per_site, samples, image) for site, c in clients.items()}

@@ -28,22 +28,27 @@ RTT_SCALE = 0.5
 
 
 class Federation(LocalFederation):
-    def __init__(self, workdir: Path, contact_points: list[str]) -> None:
+    def __init__(self, workdir: Path, contact_points: list[str], *, tls: bool = False) -> None:
         base = LocalFederation.for_tests(workdir, SITES, contact_points, RTT_SCALE)
-        super().__init__(base.root, base.sites, base.contact_points, base.rtt, keyspace=base.keyspace)
+        super().__init__(
+            base.root, base.sites, base.contact_points, base.rtt, keyspace=base.keyspace, tls=tls
+        )
 
     def client(self, site: str | list[str], token: str = "acme", **kw: Any) -> Client:
         sites = [site] if isinstance(site, str) else site
-        return Client([self.router(s) for s in sites], self.tokens.get(token, token), **kw)
+        return Client([self.router(s) for s in sites], self.tokens.get(token, token), ca=self.ca, **kw)
 
     async def stop(self) -> None:  # type: ignore[override]
         super().stop()
 
 
 @asynccontextmanager
-async def running_federation(workdir: Path, contact_points: list[str]) -> AsyncIterator[Federation]:
-    """A started federation in which every router sees every cell HEALTHY; stopped on exit."""
-    federation = Federation(workdir, contact_points)
+async def running_federation(
+    workdir: Path, contact_points: list[str], *, tls: bool = False
+) -> AsyncIterator[Federation]:
+    """A started federation in which every router sees every cell HEALTHY; stopped on exit. With `tls`,
+    every gRPC link is mTLS (localfed.pki)."""
+    federation = Federation(workdir, contact_points, tls=tls)
     try:
         await federation.start()
         await wait_ready(federation, timeout_s=60, healths=frozenset({common_pb2.HEALTHY}))
