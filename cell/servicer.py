@@ -1,6 +1,6 @@
 """The Cell API servicer: decode, validate, call the controller, encode. Tenant isolation is enforced
-here again (routers enforce it too): every instance call names a tenant, and another tenant's instance
-reads exactly like a missing one."""
+here again (routers enforce it too): every instance call must name a tenant (an empty one is
+INVALID_ARGUMENT, never "every tenant"), and another tenant's instance reads exactly like a missing one."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from cell.validation import (
     check_request_claim,
 )
 from fedlib.errors import InvalidArgument
+from fedlib.names import check_tenant
 from fedrpc.flavors import flavor_from_proto
 from fedrpc.handlers import streaming, unary
 
@@ -81,7 +82,7 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
     async def GetInstance(
         self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.Instance:
-        check_instance_ref(request.instance_id, request.tenant, tenant_required=False)
+        check_instance_ref(request.instance_id, request.tenant)
         return instance_to_proto(self._c, self._c.find(request.instance_id, request.tenant))
 
     @unary()
@@ -89,11 +90,12 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
         self, request: cell_pb2.BatchGetInstancesRequest, context: grpc.aio.ServicerContext
     ) -> cell_pb2.BatchGetInstancesResponse:
         ids = list(request.instance_ids)
+        check_tenant(request.tenant)
         check_batch(ids)
         out = cell_pb2.BatchGetInstancesResponse()
         for iid in ids:
             inst = self._c.core.get(iid)
-            if inst is None or (request.tenant and inst.spec.tenant != request.tenant):
+            if inst is None or inst.spec.tenant != request.tenant:
                 out.missing_ids.append(iid)
             else:
                 out.instances.append(instance_to_proto(self._c, inst))
@@ -103,6 +105,7 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
     async def ListInstances(
         self, request: cell_pb2.CellListInstancesRequest, context: grpc.aio.ServicerContext
     ) -> cell_pb2.CellListInstancesResponse:
+        check_tenant(request.tenant)
         size = request.page_size or 100
         if not 1 <= size <= _PAGE_MAX:
             raise InvalidArgument(f"page_size must be 1-{_PAGE_MAX}", field="page_size")
@@ -121,7 +124,7 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
         return out
 
     async def _act(self, request: cell_pb2.CellInstanceRequest, event: lc.Event) -> common_pb2.Instance:
-        check_instance_ref(request.instance_id, request.tenant, tenant_required=False)
+        check_instance_ref(request.instance_id, request.tenant)
         return instance_to_proto(self._c, await self._c.request(request.instance_id, request.tenant, event))
 
     @unary()
@@ -152,7 +155,7 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
     async def WatchInstance(
         self, request: cell_pb2.CellInstanceRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[common_pb2.InstanceEvent]:
-        check_instance_ref(request.instance_id, request.tenant, tenant_required=False)
+        check_instance_ref(request.instance_id, request.tenant)
         async for inst, reason in self._c.watch(request.instance_id, request.tenant):
             event = common_pb2.InstanceEvent(instance=instance_to_proto(self._c, inst), reason=reason)
             event.event_time.FromMilliseconds(inst.record.updated_ms)

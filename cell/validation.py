@@ -59,10 +59,11 @@ def check_request_claim(
         raise InvalidArgument("claim.fingerprint must be 1-128 chars", field="claim.fingerprint")
 
 
-def check_instance_ref(instance_id: str, tenant: str, *, tenant_required: bool) -> None:
+def check_instance_ref(instance_id: str, tenant: str) -> None:
+    """Every instance call names its tenant: no empty "any tenant" path exists on the Cell API, so a
+    caller holding a router's certificate still reads only the tenant it names."""
     parse_instance_id(instance_id)
-    if tenant or tenant_required:
-        check_tenant(tenant)
+    check_tenant(tenant)
 
 
 def check_batch(ids: list[str]) -> None:

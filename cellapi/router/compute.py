@@ -70,13 +70,13 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
         )
         if group:
             self._groups.remember(tenant, group, created.site)
-        return created
+        return _as_read_by(created)
 
     @unary()
     async def GetInstance(
         self, request: compute_pb2.GetInstanceRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.Instance:
-        return await self._ops.get(rq.instance_name(request.name), current_claims().tenant)
+        return _as_read_by(await self._ops.get(rq.instance_name(request.name), current_claims().tenant))
 
     @unary()
     async def ListInstances(
@@ -89,31 +89,42 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
             page_size=rq.page_size(request.page_size),
             page_token=request.page_token or None,
         )
-        return await self._lister.page(query, enrich=not request.skip_enrichment)
+        page = await self._lister.page(query, enrich=not request.skip_enrichment)
+        for inst in page.instances:
+            _as_read_by(inst)
+        return page
 
     @unary()
     async def DeleteInstance(
         self, request: compute_pb2.DeleteInstanceRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.Instance:
-        return await self._ops.call(rq.instance_name(request.name), current_claims().tenant, "DeleteInstance")
+        return _as_read_by(
+            await self._ops.call(rq.instance_name(request.name), current_claims().tenant, "DeleteInstance")
+        )
 
     @unary()
     async def StartInstance(
         self, request: compute_pb2.InstanceActionRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.Instance:
-        return await self._ops.call(rq.instance_name(request.name), current_claims().tenant, "StartInstance")
+        return _as_read_by(
+            await self._ops.call(rq.instance_name(request.name), current_claims().tenant, "StartInstance")
+        )
 
     @unary()
     async def StopInstance(
         self, request: compute_pb2.InstanceActionRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.Instance:
-        return await self._ops.call(rq.instance_name(request.name), current_claims().tenant, "StopInstance")
+        return _as_read_by(
+            await self._ops.call(rq.instance_name(request.name), current_claims().tenant, "StopInstance")
+        )
 
     @unary()
     async def RebootInstance(
         self, request: compute_pb2.InstanceActionRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.Instance:
-        return await self._ops.call(rq.instance_name(request.name), current_claims().tenant, "RebootInstance")
+        return _as_read_by(
+            await self._ops.call(rq.instance_name(request.name), current_claims().tenant, "RebootInstance")
+        )
 
     @streaming()
     async def WatchInstance(
@@ -123,6 +134,7 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
         remaining = context.time_remaining()
         timeout = min(WATCH_MAX_S, remaining) if remaining is not None else WATCH_MAX_S
         async for event in self._ops.watch(iid, current_claims().tenant, timeout):
+            _as_read_by(event.instance)
             yield event
 
     @unary()
@@ -136,3 +148,11 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
             router_site=self._settings.site_id,
             router_id=self._settings.router_id,
         )
+
+
+def _as_read_by(inst: common_pb2.Instance) -> common_pb2.Instance:
+    """Operator-only fields withheld from a reader without the admin role (common.proto's promise): which
+    compute host runs a guest tells a tenant about co-tenancy and the site's layout."""
+    if not current_claims().is_admin:
+        inst.ClearField("host")
+    return inst
