@@ -16,6 +16,9 @@ from typing import Protocol
 import grpc
 from cellfed.v1 import agent_pb2, agent_pb2_grpc
 
+from fedlib.names import shown
+from fedrpc.peer_auth import current_peer
+
 log = logging.getLogger(__name__)
 
 # Bounded so a stuck agent cannot grow the controller's memory; overflow is safe to drop (see send()).
@@ -78,6 +81,14 @@ class AgentHub(agent_pb2_grpc.AgentServiceServicer):
             )
             return
         host = first.hello.host
+        peer = current_peer()
+        if peer is not None and peer.id != host:
+            # An agent's certificate names its host: it may not speak for another (and take its work).
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{peer.uri} may connect as host {peer.id} only, not as {shown(host)}",
+            )
+            return
         session = _Session(host)
         previous = self._sessions.get(host)
         if previous is not None:  # a reconnect races the old stream's teardown: the newest stream wins

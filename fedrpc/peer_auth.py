@@ -11,6 +11,7 @@ A method of no listed service is refused: a service added later is closed until 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,14 @@ from fedrpc.revocation import RevocationList
 from fedrpc.status import abort_with
 
 log = logging.getLogger(__name__)
+
+_PEER: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("cellfed_peer", default=None)
+
+
+def current_peer() -> Identity | None:
+    """The authorized caller of the running handler, by its certificate; None on a plaintext port."""
+    return _PEER.get()
+
 
 # Health checks come from the same mTLS clients (the prober) and load balancers holding a certificate;
 # reflection answers only what the proto files already say.
@@ -75,10 +84,13 @@ class PeerAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         async def check(context: grpc.aio.ServicerContext) -> None:
             try:
-                self.authorize(service, context.auth_context())
+                peer = self.authorize(service, context.auth_context())
             except CellfedError as exc:
                 log.info("refused %s from %s: %s", method, context.peer(), exc.message)
                 await abort_with(context, exc)
+                return
+            # Set in the handler's own task, before it runs: what it can ask of current_peer().
+            _PEER.set(peer)
 
         return with_behavior(handler, lambda original: original, check=check)
 

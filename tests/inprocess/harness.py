@@ -371,11 +371,23 @@ class Harness:
         self.index.release()
 
     # -- clients and observations ----------------------------------------------------------------------
-    def token(self, tenant: str = "acme", roles: Sequence[str] = ("user",)) -> str:
+    def token(
+        self,
+        tenant: str = "acme",
+        roles: Sequence[str] = ("user",),
+        *,
+        issued_s_ago: float = 0,
+        ttl_s: int = 3600,
+    ) -> str:
+        """A token the routers trust (`issued_s_ago` past its `ttl_s`: an expired one)."""
         return mint(
             read_private_key(self._keys, _KEY_ID), _KEY_ID, subject=f"{tenant}-user", tenant=tenant,
-            roles=roles, ttl_s=3600, now_s=time.time(),
+            roles=roles, ttl_s=ttl_s, now_s=time.time() - issued_s_ago,
         )  # fmt: skip
+
+    @property
+    def key_id(self) -> str:
+        return _KEY_ID
 
     def api(self, site_id: str, tenant: str = "acme") -> compute_pb2_grpc.ComputeServiceStub:
         """The public Compute API of the router at `site_id`, as `tenant`."""
