@@ -11,6 +11,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from fedrpc.handler_shapes import ParseInside
+
 log = logging.getLogger(__name__)
 
 # Requests are small (user data <= 64 KiB); refuse anything far larger before it is parsed.
@@ -47,7 +49,8 @@ async def start_server(
     """Starts serving on `listen` ("host:port"; port 0 picks a free one) and marks every service SERVING;
     with `credentials` (fedrpc.tls.server_credentials) the port speaks TLS only."""
     server = grpc.aio.server(
-        interceptors=list(interceptors),
+        # Innermost, so whatever authenticates (outside it) runs before a body is parsed.
+        interceptors=[*interceptors, ParseInside()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
