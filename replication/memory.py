@@ -26,6 +26,7 @@ from replication.model import (
     IndexEntry,
     ListingEntry,
     ListPage,
+    Revocation,
     RouterMember,
     RouterReport,
     Site,
@@ -36,7 +37,6 @@ from replication.schema import REPORT_TTL_S
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
-DEFAULT_TOKEN_KEY = b"cellfed-listing-v1"
 
 
 class ManualClock:
@@ -188,7 +188,7 @@ class MemoryListing:
     def __init__(
         self,
         clock: Callable[[], int],
-        token_key: bytes = DEFAULT_TOKEN_KEY,
+        token_key: bytes | None = None,
         scan_budget: int = paging.DEFAULT_SCAN_BUDGET,
     ) -> None:
         self._by_created: _Table[_ListKey, ListingEntry] = _Table(clock)
@@ -196,7 +196,7 @@ class MemoryListing:
         self._footprint: _Table[tuple[str, str], int] = _Table(clock)
         self._gens: dict[str, Generations] = {}
         self._dropped: dict[_Partition, int] = {}  # partition -> its tombstone's timestamp
-        self._token_key = token_key
+        self._token_key = token_key or paging.new_token_key()  # a twin's own unless one is shared
         self._scan_budget = scan_budget
 
     def with_scan_budget(self, scan_budget: int) -> MemoryListing:
@@ -351,6 +351,30 @@ class MemoryIdempotency:
         return claims.oldest_first(r for r in found if r is not None)
 
 
+class MemoryRevocations:
+    def __init__(self, clock: Callable[[], int]) -> None:
+        self._clock = clock
+        self._rows: dict[tuple[str, str], Revocation] = {}
+
+    async def revoke(self, revocation: Revocation) -> None:
+        self._rows[(revocation.kind.value, revocation.key)] = revocation
+
+    async def all(self) -> list[Revocation]:
+        now = self._clock()
+        return [r for _, r in sorted(self._rows.items()) if r.until_ms > now]  # as the rows' TTL would
+
+
+class MemorySecrets:
+    def __init__(self) -> None:
+        self._values: dict[str, bytes] = {}
+
+    async def get(self, name: str) -> bytes | None:
+        return self._values.get(name)
+
+    async def get_or_create(self, name: str, make: Callable[[], bytes]) -> bytes:
+        return self._values.setdefault(name, make())
+
+
 class MemoryStore:
     """Every aggregate over one clock; `region` is the local region claims are made in."""
 
@@ -359,7 +383,7 @@ class MemoryStore:
         clock: Callable[[], int],
         *,
         region: str,
-        token_key: bytes = DEFAULT_TOKEN_KEY,
+        token_key: bytes | None = None,
         scan_budget: int = paging.DEFAULT_SCAN_BUDGET,
     ) -> None:
         self.directory = MemoryDirectory(clock)
@@ -368,6 +392,7 @@ class MemoryStore:
         self.index = MemoryIndex(clock)
         self.listing = MemoryListing(clock, token_key, scan_budget)
         self.idempotency = MemoryIdempotency(clock, region)
+        self.revocations = MemoryRevocations(clock)
 
 
 T = TypeVar("T")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from fedlib.errors import InvalidArgument
 from fedlib.ids import parse_instance_id
-from fedlib.names import check_display_name, check_id, check_tenant
+from fedlib.names import check_display_name, check_id, check_tenant, shown
 from fedlib.states import InstanceStatus
 
 __all__ = ["InstanceStatus"]  # the shared status vocabulary (fedlib.states), as the rows store it
@@ -177,6 +177,40 @@ def _check_rate(value: float, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         raise InvalidArgument(f"{field} {value!r} must be a finite non-negative number", field=field)
     return float(value)
+
+
+class RevocationKind(enum.StrEnum):
+    TOKEN = "token"  # one token, by its id (jti)
+    TENANT = "tenant"  # every token of a tenant issued before a time
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """A revoked token (key: its jti) or a tenant's tokens issued before `issued_before_ms` (key: the
+    tenant). Kept until no token it covers can still be valid (`until_ms`), then the row expires."""
+
+    kind: RevocationKind
+    key: str
+    issued_before_ms: int  # TENANT: tokens issued (iat) before this are revoked; TOKEN: unused (0)
+    revoked_at_ms: int
+    until_ms: int
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", RevocationKind(self.kind))
+        if self.kind is RevocationKind.TENANT:
+            check_tenant(self.key)
+        elif not isinstance(self.key, str) or not _TOKEN_ID.fullmatch(self.key):
+            raise InvalidArgument(
+                f"token id {shown(self.key)} must be 16-64 hex characters", field="token_id"
+            )
+        for name in ("issued_before_ms", "revoked_at_ms", "until_ms"):
+            check_ms(getattr(self, name), name)
+        if not isinstance(self.reason, str) or len(self.reason) > 256:
+            raise InvalidArgument("reason must be at most 256 characters", field="reason")
+
+
+_TOKEN_ID = re.compile(r"[0-9a-f]{16,64}")
 
 
 @dataclass(frozen=True)

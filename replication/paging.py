@@ -19,6 +19,7 @@ import enum
 import hashlib
 import hmac
 import json
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -41,6 +42,15 @@ _MAX_KEY_CHARS = 255
 _BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 
 Position = tuple[int, str] | tuple[str, str]
+
+# The federation secret (replication.store.FederationSecrets) every router signs page tokens with, so a
+# token from one router pages on at another; made at schema apply, never a constant in the source.
+LISTING_TOKEN_KEY = "listing-page-token-key"
+
+
+def new_token_key() -> bytes:
+    """A fresh key: the federation's (made once), or a process's own where no router shares its tokens."""
+    return secrets.token_bytes(32)
 
 
 class ListOrder(enum.StrEnum):

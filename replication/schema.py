@@ -22,6 +22,9 @@ Bounds of every partition (no unbounded partitions):
 - idempotency: one claim per partition, TTL'd.
 - router_reports: one partition (`bucket` 0), a row per router (bounded like `routers`), every row TTL'd
   (a day): a retired router's last report ages out by itself.
+- revocations (version 4): one partition (`bucket` 0), a row per revoked token or tenant, each TTL'd to
+  the end of what it covers (at most a token's longest lifetime, 7 days): bounded by the revocation rate.
+- federation_secrets (version 4): a row per secret (one today).
 - capacity_claims: (host_id): one row per instance on that host, plus the host's totals as static columns
   so claim + totals change in one single-partition LWT.
 - instance_events: (instance_id, day): one instance's events of one day, every row TTL'd (30 days). A log,
@@ -189,6 +192,21 @@ def global_migrations(ks: str) -> tuple[Migration, ...]:
             ),
             independent=True,
             copies=(LISTING_COPY,),
+        ),
+        Migration(
+            4,
+            "token revocations; federation secrets (the listing's page-token key)",
+            (
+                # One small partition every router reads whole each heartbeat; each row's own TTL ends
+                # when no token it covers can still be valid (replication.model.Revocation).
+                f"CREATE TABLE IF NOT EXISTS {ks}.revocations (bucket int, kind text, key text, "
+                "issued_before bigint, revoked_at bigint, until bigint, reason text, "
+                "PRIMARY KEY ((bucket), kind, key)) "
+                f"WITH gc_grace_seconds = {_TTL_GC_GRACE_S}",
+                # Made once by a cross-DC LWT at schema apply (replication.cql.federation_rows).
+                f"CREATE TABLE IF NOT EXISTS {ks}.federation_secrets (name text PRIMARY KEY, value blob)",
+            ),
+            independent=True,
         ),
     )
 

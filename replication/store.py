@@ -35,7 +35,7 @@ the same answer in every region once the partition heals.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 from replication.model import (
@@ -46,6 +46,7 @@ from replication.model import (
     IndexEntry,
     ListingEntry,
     ListPage,
+    Revocation,
     RouterMember,
     RouterReport,
     Site,
@@ -141,6 +142,21 @@ class IdempotencyLedger(Protocol):
     ) -> list[IdempotencyRecord]: ...
 
 
+class RevocationList(Protocol):
+    """Revoked tokens and tenants, one small partition every router reads whole each heartbeat. A row
+    lives until no token it covers can be valid (its `until_ms`), then expires on its own."""
+
+    async def revoke(self, revocation: Revocation) -> None: ...
+    async def all(self) -> list[Revocation]: ...  # the live ones, sorted by (kind, key)
+
+
+class FederationSecrets(Protocol):
+    """Per-deployment secrets every router must share (the listing's page-token key): made once at
+    schema apply, by whichever applier wins (an LWT), read by routers at start."""
+
+    async def get_or_create(self, name: str, make: Callable[[], bytes]) -> bytes: ...
+
+
 class Store(Protocol):
     """Everything one process uses, bound to its keyspace(s) and local region."""
 
@@ -156,3 +172,5 @@ class Store(Protocol):
     def listing(self) -> TenantListing: ...
     @property
     def idempotency(self) -> IdempotencyLedger: ...
+    @property
+    def revocations(self) -> RevocationList: ...

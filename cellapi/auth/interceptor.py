@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 
 from cellapi.auth.keys import KeyRing
+from cellapi.auth.revoked import RevokedSet
 from cellapi.auth.tokens import Claims
 from fedlib.errors import CellfedError, Unauthenticated
 from fedrpc.handler_shapes import with_behavior
@@ -53,8 +54,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         clock: Callable[[], float] = time.time,
         admin_prefixes: Sequence[str] = ADMIN_PREFIXES,
         exempt_prefixes: Sequence[str] = EXEMPT_PREFIXES,
+        revoked: Callable[[], RevokedSet] = RevokedSet,
     ) -> None:
+        """`revoked` gives the revocation list in force now (the router re-reads it each heartbeat)."""
         self._keyring = keyring
+        self._revoked = revoked
         self._clock = clock
         self._admin = tuple(admin_prefixes)
         self._exempt = tuple(exempt_prefixes)
@@ -79,6 +83,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def authorize(self, method: str, metadata: Sequence[tuple[str, Any]] | None) -> Claims:
         """The caller's Claims, or Unauthenticated / PermissionDenied saying why not."""
         claims = self._keyring.verify(_bearer_token(metadata), self._clock())
+        self._revoked().check(claims)
         if method.startswith(self._admin):
             claims.require_role("admin", method)
         return claims

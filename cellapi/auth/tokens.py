@@ -7,7 +7,9 @@ operators' minting host holds private keys.
 Token format (RFC 7519, compact JWS):
   header  {"alg": "EdDSA", "typ": "JWT", "kid": "<key id>"}
   claims  {"iss": "cellfed", "aud": "cellfed-api", "sub": "<subject>", "tenant": "<tenant>",
-           "roles": ["admin", "user"], "iat": <s>, "nbf": <s>, "exp": <s>}
+           "roles": ["admin", "user"], "iat": <s>, "nbf": <s>, "exp": <s>, "jti": "<32 hex>"}
+The jti names the token for revocation (`cellfed tokens revoke`, honoured by every router within a
+heartbeat); a tenant's tokens issued before a time can be revoked at once too.
 The algorithm is pinned to EdDSA: "none", HS* (where a public key could be abused as an HMAC secret)
 and anything else are refused before any key is touched. Lifetimes above MAX_TTL_S are refused at both
 ends, which is what bounds the rotation procedure below.
@@ -25,6 +27,7 @@ To revoke a leaked key, skip the wait in step 4: every token it signed dies with
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +38,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key, l
 
 from fedlib.errors import ConfigError, InvalidArgument, PermissionDenied, Unauthenticated
 from fedlib.names import check_tenant
+from replication.model import Revocation, RevocationKind
 
 ALGORITHM = "EdDSA"
 ISSUER = "cellfed"
@@ -46,6 +50,7 @@ MAX_TTL_S = 7 * 24 * 3600
 # Key ids become file names and log fields: no path separators, short.
 _KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MAX_SUBJECT = 256
+_TOKEN_ID = re.compile(r"[0-9a-f]{16,64}")
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ class Claims:
     roles: frozenset[str]
     expires_at: int
     key_id: str
+    issued_at: int = 0
+    token_id: str = ""  # jti; tokens minted before ids existed have none (revocable by tenant only)
 
     @property
     def is_admin(self) -> bool:
@@ -111,8 +118,34 @@ def mint(
         "iat": now,
         "nbf": now,
         "exp": now + int(ttl_s),
+        "jti": secrets.token_hex(16),
     }
     return jwt.encode(payload, key, algorithm=ALGORITHM, headers={"kid": key_id, "typ": "JWT"})
+
+
+def revocation_of_token(token: str, now_ms: int, reason: str = "") -> Revocation:
+    """The revocation of one token, read from the token itself (its jti and exp; the signature is not
+    checked: whoever holds a token may revoke it). Kept until the token would have expired."""
+    try:
+        payload = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise InvalidArgument(f"not a token: {exc}", field="token") from None
+    token_id, exp = payload.get("jti"), payload.get("exp")
+    if not isinstance(token_id, str) or not token_id:
+        raise InvalidArgument(
+            "the token has no id (jti: minted before ids existed); revoke its tenant's tokens instead",
+            field="token",
+        )
+    if isinstance(exp, bool) or not isinstance(exp, int):
+        raise InvalidArgument("the token has no expiry (exp)", field="token")
+    until = max(now_ms + 1000, (exp + LEEWAY_S) * 1000)
+    return Revocation(RevocationKind.TOKEN, token_id, 0, now_ms, until, reason)
+
+
+def revocation_of_tenant(tenant: str, now_ms: int, reason: str = "") -> Revocation:
+    """Every token of `tenant` issued before now; kept until the longest-lived of them has expired."""
+    until = now_ms + (MAX_TTL_S + LEEWAY_S) * 1000
+    return Revocation(RevocationKind.TENANT, check_tenant(tenant), now_ms, now_ms, until, reason)
 
 
 class Verifier:
@@ -185,7 +218,10 @@ def _claims_from(payload: dict[str, Any], key_id: str, now_s: float) -> Claims:
         check_tenant(tenant if isinstance(tenant, str) else "")
     except InvalidArgument as exc:
         raise Unauthenticated(f"token tenant claim is invalid: {exc.message}") from None
-    return Claims(subject, tenant, _roles(payload["roles"]), exp, key_id)
+    token_id = payload.get("jti", "")
+    if not isinstance(token_id, str) or not _TOKEN_ID.fullmatch(token_id or "0" * 16):
+        raise Unauthenticated("token id (jti) must be 16-64 lowercase hex characters")
+    return Claims(subject, tenant, _roles(payload["roles"]), exp, key_id, iat, token_id)
 
 
 def _roles(value: object) -> frozenset[str]:

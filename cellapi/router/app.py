@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cellfed.v1 import compute_pb2_grpc, federation_pb2_grpc
 
 from cellapi.auth import AuthInterceptor, KeyRing
+from cellapi.auth.revoked import RevokedSet
 from cellapi.router.cell_clients import CellClients
 from cellapi.router.compute import ComputeServicer
 from cellapi.router.create import Creator
@@ -25,13 +27,33 @@ from cellapi.router.prober import ProbeCheck, Prober
 from cellapi.router.reporter import Reporter
 from cellapi.router.settings import RouterSettings
 from cellapi.router.status_http import StatusServer, start_status_server
+from fedlib.errors import CellfedError
 from fedlib.ids import parse_instance_id
 from fedrpc.clock import wall_clock_ms
 from fedrpc.dialer import Dialer
 from fedrpc.periodic import every
 from fedrpc.server import RunningServer, start_server
 from fedrpc.tls import ClientTls, ReloadingTls, server_credentials
-from replication.store import Store
+from replication.store import RevocationList, Store
+
+log = logging.getLogger(__name__)
+
+
+class Revocations:
+    """The revocation list this router honours, re-read from its DC's replica. A failed read keeps the
+    last one (and says so): refusing every caller because Cassandra hiccupped would be its own outage."""
+
+    def __init__(self, rows: RevocationList) -> None:
+        self._rows, self._set = rows, RevokedSet()
+
+    def current(self) -> RevokedSet:
+        return self._set
+
+    async def refresh(self) -> None:
+        try:
+            self._set = RevokedSet.of(await self._rows.all())
+        except CellfedError as exc:
+            log.warning("revocation list not refreshed, keeping the last one: %s", exc.message)
 
 
 @dataclass
@@ -41,8 +63,12 @@ class RunningRouter:
     prober: Prober
     server: RunningServer
     cells: CellClients
+    revocations: Revocations
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     status: StatusServer | None = None  # the read-only status page, when asked for
+
+    async def refresh_revocations(self) -> None:
+        await self.revocations.refresh()
 
     @property
     def port(self) -> int:
@@ -86,6 +112,8 @@ async def start_router(
     server proving its role and site."""
     metrics = metrics or RouterMetrics(settings.site_id)
     directory = Directory(store, settings, clock_ms)
+    revocations = Revocations(store.revocations)
+    await revocations.refresh()  # before serving: a revoked token is refused from the first call
     client_tls = None if tls is None else ClientTls(tls)
     prober = Prober(
         directory, metrics, clock_ms, settings.probe_timeout_s,
@@ -138,7 +166,7 @@ async def start_router(
             lambda s: federation_pb2_grpc.add_FederationServiceServicer_to_server(federation, s),
         ],
         ["cellfed.v1.ComputeService", "cellfed.v1.FederationService"],
-        interceptors=[AuthInterceptor(keyring)],
+        interceptors=[AuthInterceptor(keyring, revoked=revocations.current)],
         credentials=None if tls is None else server_credentials(tls, require_client_cert=False),
     )
     if not directory.advertise:
@@ -152,9 +180,11 @@ async def start_router(
     await directory.announce()
     await directory.refresh()
     await prober.probe_all()
-    running = RunningRouter(settings, directory, prober, server, cells)
+    running = RunningRouter(settings, directory, prober, server, cells, revocations)
     running.tasks = [
         asyncio.create_task(every(settings.heartbeat_s, heartbeat, "heartbeat")),
+        # Within a heartbeat of reaching this DC, a revocation is honoured here.
+        asyncio.create_task(every(settings.heartbeat_s, revocations.refresh, "revocations")),
         asyncio.create_task(every(settings.refresh_s, directory.refresh, "directory refresh")),
         asyncio.create_task(every(settings.probe_s, prober.probe_all, "probes")),
     ]

@@ -134,13 +134,18 @@ async def serve(process: RouterProcess, levels: Levels | None = None) -> None:
     passes it (localfed.baseline_cli), never a flag of `router serve`."""
     from cellapi.auth import KeyRing
     from cellapi.router.app import start_router
+    from replication.cql.federation_rows import CqlSecrets
     from replication.cql.session import connect
     from replication.cql.store import CqlStore
+    from replication.paging import LISTING_TOKEN_KEY, new_token_key
 
     settings = process.settings
     keyring = KeyRing(process.keys_dir)
     session = await asyncio.to_thread(connect, list(process.contact_points), process.local_dc)
-    store = CqlStore(session, keyspace=process.global_keyspace, region=settings.region)
+    # Every router of the federation signs page tokens with the one key made at schema apply.
+    secrets = CqlSecrets(session, process.global_keyspace)
+    token_key = await secrets.get_or_create(LISTING_TOKEN_KEY, new_token_key)
+    store = CqlStore(session, keyspace=process.global_keyspace, region=settings.region, token_key=token_key)
     if levels is not None:
         store.use_levels(levels)
     metrics = RouterMetrics(settings.site_id)

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedlib.errors import DeadlineExceeded, StoreError, Unavailable
+from replication.cql.federation_rows import CqlSecrets
 from replication.cql.listing_copy import copy_listing_to_generations
 from replication.cql.session import CqlSession
+from replication.paging import LISTING_TOKEN_KEY, new_token_key
 from replication.schema import (
     LISTING_COPY,
     KeyspacePlan,
@@ -89,7 +91,11 @@ async def apply_schema(
     system = await _SystemSchema.detect(session)
     limit = asyncio.Semaphore(_DDL_CONCURRENCY)
     # Keyspaces are independent of each other; DDL on distinct tables may run at once.
-    return list(await asyncio.gather(*(_apply_one(session, system, plan, limit) for plan in plans)))
+    applied = list(await asyncio.gather(*(_apply_one(session, system, plan, limit) for plan in plans)))
+    # The deployment's own page-token key, made once (whoever applies first wins the LWT): a listing
+    # token of one federation means nothing to another, and no key is in the source.
+    await CqlSecrets(session, global_keyspace).get_or_create(LISTING_TOKEN_KEY, new_token_key)
+    return applied
 
 
 async def _apply_one(

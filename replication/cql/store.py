@@ -15,6 +15,7 @@ from fedlib.errors import NotFound
 from fedlib.ids import parse_instance_id
 from fedlib.names import check_id
 from replication.cql._base import BUCKET, CqlTable, Levels, ts_us
+from replication.cql.federation_rows import CqlRevocations
 from replication.cql.idempotency import CqlIdempotency
 from replication.cql.listing import CqlListing
 from replication.cql.session import CqlSession
@@ -28,9 +29,7 @@ from replication.model import (
     check_ms,
     check_ttl,
 )
-from replication.paging import DEFAULT_SCAN_BUDGET
-
-DEFAULT_TOKEN_KEY = b"cellfed-listing-v1"
+from replication.paging import DEFAULT_SCAN_BUDGET, new_token_key
 
 
 class CqlDirectory(CqlTable):
@@ -255,17 +254,20 @@ class CqlStore:
         listing_keyspace: str | None = None,
         idempotency_keyspace: str | None = None,
         region: str | None = None,
-        token_key: bytes = DEFAULT_TOKEN_KEY,
+        token_key: bytes | None = None,
         scan_budget: int = DEFAULT_SCAN_BUDGET,
     ) -> None:
         self.directory = CqlDirectory(session, keyspace)
         self.routers = CqlRouters(session, keyspace)
         self.capacity = CqlCapacity(session, keyspace)
         self.index = CqlIndex(session, index_keyspace or keyspace)
-        self.listing = CqlListing(session, listing_keyspace or keyspace, token_key, scan_budget)
+        # Routers pass the federation's key (they page each other's tokens); elsewhere a process's own.
+        key = token_key or new_token_key()
+        self.listing = CqlListing(session, listing_keyspace or keyspace, key, scan_budget)
         self.idempotency = CqlIdempotency(
             session, idempotency_keyspace or keyspace, region or session.local_dc
         )
+        self.revocations = CqlRevocations(session, keyspace)
 
     def use_levels(self, levels: Levels) -> CqlStore:
         """Switch every aggregate to other consistency levels (only the sync baseline does)."""
@@ -276,6 +278,7 @@ class CqlStore:
             self.index,
             self.listing,
             self.idempotency,
+            self.revocations,
         ):
             table.levels = levels
         return self

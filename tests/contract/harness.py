@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from replication.memory import ManualClock, MemoryStore
-from replication.store import IdempotencyLedger, Store, TenantListing
+from replication.memory import ManualClock, MemorySecrets, MemoryStore
+from replication.store import FederationSecrets, IdempotencyLedger, Store, TenantListing
 
 LOCAL, PEER = "eu-west", "us-east"
 
@@ -23,6 +23,7 @@ class Harness:
     ledger_in: Callable[[str], IdempotencyLedger]  # the claims as a router of that region sees them
     listing_with_budget: Callable[[int], TenantListing]
     unique: str  # tests share a Cassandra keyspace per module: name tenants, sites and cells with this
+    secrets: FederationSecrets
 
 
 def memory_harness(unique: str) -> Harness:
@@ -40,10 +41,12 @@ def memory_harness(unique: str) -> Harness:
         ledger_in=store.idempotency.for_region,
         listing_with_budget=store.listing.with_scan_budget,
         unique=unique,
+        secrets=MemorySecrets(),
     )
 
 
 def cql_harness(sessions: dict[str, Any], keyspace: str, unique: str) -> Harness:
+    from replication.cql.federation_rows import CqlSecrets
     from replication.cql.idempotency import CqlIdempotency
     from replication.cql.store import CqlStore
 
@@ -61,4 +64,5 @@ def cql_harness(sessions: dict[str, Any], keyspace: str, unique: str) -> Harness
         ledger_in=ledger_in,
         listing_with_budget=store.listing.with_scan_budget,
         unique=unique,
+        secrets=CqlSecrets(sessions[LOCAL], keyspace),
     )

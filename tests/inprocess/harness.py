@@ -164,7 +164,7 @@ class Harness:
         s = self.store
         return StoreView(
             s.directory, s.routers, s.capacity, self.index, s.listing,
-            RegionClaims(s.idempotency.for_region(region), region, self.claims_net),
+            RegionClaims(s.idempotency.for_region(region), region, self.claims_net), s.revocations,
         )  # fmt: skip
 
     async def _put_sites(self, without: Sequence[str]) -> None:
@@ -343,6 +343,7 @@ class Harness:
         await self.publish_capacity()
         for router in self.routers.values():
             await router.directory.refresh()
+            await router.refresh_revocations()
         await self.probe()
 
     async def mark_down(self, cell_id: str, *, how: str = "stop") -> None:

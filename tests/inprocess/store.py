@@ -50,6 +50,7 @@ class StoreView:
     index: Any
     listing: Any
     idempotency: Any
+    revocations: Any
 
 
 class ClaimsNet:

@@ -73,3 +73,38 @@ def test_generate_twice_is_an_error(tmp_path: Path) -> None:
     run(keys_group, "generate", "--keys-dir", str(tmp_path), "--key-id", "k1")
     code, out = run(keys_group, "generate", "--keys-dir", str(tmp_path), "--key-id", "k1")
     assert code == 1 and "exists" in out
+
+
+def test_mint_json_names_the_token_for_revocation(tmp_path: Path) -> None:
+    run(keys_group, "generate", "--keys-dir", str(tmp_path), "--key-id", "k1")
+    code, out = run(token_group, "mint", "--keys-dir", str(tmp_path), "--key-id", "k1", "--tenant", "acme",
+                    "--subject", "alice", "--output", "json")  # fmt: skip
+    document = json.loads(out)
+    claims = Verifier(load_public_keys(tmp_path)).verify(document["token"], time.time())
+    assert code == 0 and document["token_id"] == claims.token_id and len(claims.token_id) == 32
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "exactly one of --token-file or --tenant"),
+        (["--tenant", "acme", "--token-file", "/x"], "exactly one of"),
+        (["--token-file", "/nonexistent/token"], "--token-file /nonexistent/token"),
+        (["--tenant", "Not Valid"], "tenant"),
+    ],
+)
+def test_revoke_refuses_bad_input_before_connecting(extra: list[str], message: str) -> None:
+    # 127.0.0.1:9 would fail to connect: each of these is refused before any connection is tried.
+    code, out = run(token_group, "revoke", "--cassandra", "127.0.0.1:9", "--local-dc", "x", *extra)
+    assert code != 0 and message in out
+
+
+def test_revoke_refuses_a_token_without_an_id(tmp_path: Path) -> None:
+    import jwt
+
+    token = tmp_path / "t"
+    token.write_text(jwt.encode({"exp": 5}, "k" * 32, algorithm="HS256"))
+    code, out = run(
+        token_group, "revoke", "--cassandra", "127.0.0.1:9", "--local-dc", "x", "--token-file", str(token)
+    )
+    assert code != 0 and "revoke its tenant's tokens instead" in out

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from typing import Any
 
 import jwt
@@ -13,7 +14,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cellapi.auth.tokens import LEEWAY_S, MAX_TTL_S, Claims, Verifier, mint
+from cellapi.auth.revoked import RevokedSet
+from cellapi.auth.tokens import (
+    LEEWAY_S,
+    MAX_TTL_S,
+    Claims,
+    Verifier,
+    mint,
+    revocation_of_tenant,
+    revocation_of_token,
+)
 from fedlib.errors import ConfigError, InvalidArgument, PermissionDenied, Unauthenticated
 
 NOW = 1_750_000_000.0
@@ -74,8 +84,46 @@ def test_round_trip_gives_claims() -> None:
     tok = token(roles=["user", "admin"], subject="ops-bot", tenant="ops")
     assert jwt.get_unverified_header(tok) == {"alg": "EdDSA", "typ": "JWT", "kid": "k1"}
     claims = VERIFIER.verify(tok, NOW + 10)
-    assert claims == Claims("ops-bot", "ops", frozenset({"user", "admin"}), int(NOW) + 3600, "k1")
+    token_id = jwt.decode(tok, options={"verify_signature": False})["jti"]
+    assert re.fullmatch(r"[0-9a-f]{32}", token_id)  # every token is named, for revocation
+    expected = Claims(
+        "ops-bot", "ops", frozenset({"user", "admin"}), int(NOW) + 3600, "k1", int(NOW), token_id
+    )
+    assert claims == expected
     assert claims.is_admin
+    assert token(subject="ops-bot") != token(subject="ops-bot")  # same claims, another id
+
+
+def test_revocations_are_read_off_the_token_or_cover_a_tenant() -> None:
+    tok = token(ttl_s=600)
+    token_id = jwt.decode(tok, options={"verify_signature": False})["jti"]
+    now_ms = int(NOW * 1000)
+    one = revocation_of_token(tok, now_ms, "leaked")
+    assert (one.key, one.revoked_at_ms, one.until_ms) == (
+        token_id,
+        now_ms,
+        (int(NOW) + 600 + LEEWAY_S) * 1000,
+    )
+    every = revocation_of_tenant("acme", now_ms)
+    assert (every.key, every.issued_before_ms, every.until_ms) == (
+        "acme",
+        now_ms,
+        now_ms + (MAX_TTL_S + LEEWAY_S) * 1000,
+    )
+    claims = VERIFIER.verify(tok, NOW + 1)
+    RevokedSet().check(claims)
+    with pytest.raises(Unauthenticated, match="revoked"):
+        RevokedSet.of([one]).check(claims)
+    for revoked_at in (now_ms, now_ms + 1000):  # iat has whole seconds: its own second counts as before
+        with pytest.raises(Unauthenticated, match="issued before its revocation"):
+            RevokedSet.of([revocation_of_tenant("acme", revoked_at)]).check(claims)
+    RevokedSet.of([revocation_of_tenant("acme", now_ms - 1000)]).check(claims)  # issued after: kept
+    RevokedSet.of([revocation_of_tenant("other", now_ms + 1000)]).check(claims)  # another tenant's
+    with pytest.raises(InvalidArgument, match="not a token"):
+        revocation_of_token("garbage", now_ms)
+    unnamed = jwt.encode({"exp": 5}, "k" * 32, algorithm="HS256")  # a token without a jti
+    with pytest.raises(InvalidArgument, match="no id"):
+        revocation_of_token(unnamed, now_ms)
 
 
 def test_expired_after_leeway_only() -> None:
