@@ -45,7 +45,7 @@ RUN groupadd --system --gid 10001 cellfed \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin cellfed
 USER 10001:10001
 
-# 7000 router (public API), 7100 cell controller (Cell + Agent API), 9100-9102 Prometheus metrics.
-EXPOSE 7000 7100 9100 9101 9102
+# 7000 router (public API), 7100 cell controller (Cell API), 7101 (Agent API), 9100-9102 Prometheus metrics.
+EXPOSE 7000 7100 7101 9100 9101 9102
 ENTRYPOINT ["cellfed-server"]
 CMD ["--help"]

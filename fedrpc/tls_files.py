@@ -43,7 +43,7 @@ def load_tls_files(
     now: datetime | None = None,
 ) -> TlsMaterial:
     cert_path, key_path, ca_path = Path(cert), Path(key), Path(ca)
-    check_private_file(key_path)
+    check_private_file(key_path, allow_own_group=True)
     cert_pem, key_pem, ca_pem = (read_file(path) for path in (cert_path, key_path, ca_path))
     paths = {"leaf": cert_path, "intermediate": cert_path, "ca": ca_path}
     try:
@@ -81,11 +81,18 @@ def read_file(path: Path) -> bytes:
         return path.read_bytes()
 
 
-def check_private_file(path: Path) -> None:
-    """A private key others can read is refused, as ssh does: whoever reads it can be this component."""
+def check_private_file(path: Path, *, allow_own_group: bool = False) -> None:
+    """A private key others can read is refused, as ssh does: whoever reads it can be this component.
+
+    `allow_own_group` admits one more shape, read-only for this process's own group (0440/0640 with the
+    file's group our effective gid): what Kubernetes makes of a Secret mounted for a non-root container
+    (root-owned, group fsGroup), which could not be read otherwise and may not be copied elsewhere without
+    losing live rotation. A CA's keys never get this."""
     with _file_errors(path):
-        mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        info = path.stat()
+    mode = info.st_mode
+    own_group_read = allow_own_group and info.st_gid == os.getegid() and mode & stat.S_IRWXG == stat.S_IRGRP
+    if mode & stat.S_IRWXO or (mode & stat.S_IRWXG and not own_group_read):
         raise ConfigError(f"{path} is accessible by group or others; run: chmod 600 {path}")
 
 

@@ -33,7 +33,7 @@ def _pods() -> dict[tuple[str, str], Endpoint]:
 
 PODS = _pods()
 COMPONENTS = sorted({component for _, component in PODS})
-PORTS = [7000, 7001, 7100, 9042, 9100, 9101, 9102]
+PORTS = [7000, 7001, 7100, 7101, 9042, 9100, 9101, 9102]
 METRICS = {"router": 9102, "cell": 9100, "agent": 9101}
 
 
@@ -50,7 +50,7 @@ def expected(src: str, dst: str, same_site: bool, port: int) -> bool:
     }
     if (src, dst, port) in flows:
         return True
-    return src == "agent" and dst == "cell" and port == 7100 and same_site
+    return src == "agent" and dst == "cell" and port == 7101 and same_site  # the Agent API, own cell only
 
 
 def test_every_component_is_modelled() -> None:

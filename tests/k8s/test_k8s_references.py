@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.k8s.objects import (
@@ -21,6 +23,8 @@ from tests.k8s.objects import (
 )
 
 WORKLOADS = [(site, w) for site in SITES for w in workloads(rendered(site))]
+OPERATOR_SECRETS = {"cellfed-tls-router", "cellfed-tls-cell"}
+README = (Path(__file__).resolve().parents[2] / "k8s" / "README.md").read_text()
 WORKLOAD_IDS = [f"{s}:{ident(w)}" for s, w in WORKLOADS]
 
 
@@ -73,12 +77,19 @@ def test_referenced_configmaps_and_secrets_exist(site: str, workload: Obj) -> No
     objects = rendered(site)
     spec = pod_spec(workload)
     for volume in spec.get("volumes", []):
-        for kind, field, name_key in (("ConfigMap", "configMap", "name"), ("Secret", "secret", "secretName")):
-            if field in volume:
-                source = find(objects, kind, volume[field][name_key])
-                assert source is not None, f"volume {volume['name']}: no {kind}"
-                for item in volume[field].get("items", []):
-                    assert item["key"] in source.get("data", {}), item
+        if "configMap" in volume:
+            source = find(objects, "ConfigMap", volume["configMap"]["name"])
+            assert source is not None, f"volume {volume['name']}: no ConfigMap"
+            for item in volume["configMap"].get("items", []):
+                assert item["key"] in source.get("data", {}), item
+        if "secret" in volume:
+            # Never committed: the operator creates it (k8s/README.md says which and how), with the
+            # keys of a kubernetes.io/tls Secret plus the federation's ca.crt.
+            name = volume["secret"]["secretName"]
+            assert name in OPERATOR_SECRETS and name in README, (
+                f"volume {volume['name']}: {name} undocumented"
+            )
+            assert {item["key"] for item in volume["secret"]["items"]} == {"tls.crt", "tls.key", "ca.crt"}
     for container in containers(workload):
         for source in container.get("envFrom", []):
             assert "configMapRef" in source, "only ConfigMaps are used as env sources"

@@ -168,10 +168,42 @@ def test_metrics_ports_are_declared_and_annotated(site: str) -> None:
 def test_one_cell_controller_replaced_not_rolled(site: str) -> None:
     cell = _workload(site, "Deployment", "cell")
     assert cell["spec"]["replicas"] == 1 and cell["spec"]["strategy"] == {"type": "Recreate"}
-    for kind, name in (("Deployment", "router"), ("Deployment", "cell")):
+    for kind, name, port in (("Deployment", "router", 7000), ("Deployment", "cell", 7100)):
         probes = _container(site, kind, name)
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert "grpc" in probes[probe], f"{name} {probe} should be a native gRPC probe"
+            # The gRPC ports speak TLS only, which kubelet's gRPC probes cannot: a TCP probe of the port.
+            assert probes[probe]["tcpSocket"] == {"port": port}, f"{name} {probe}"
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_every_grpc_link_is_mtls_from_mounted_certificates(site: str) -> None:
+    for kind, name in (("Deployment", "router"), ("Deployment", "cell"), ("DaemonSet", "agent")):
+        flags = _flags(site, kind, name)
+        container = _container(site, kind, name)
+        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == flags["--tls-dir"]]
+        assert mount.get("readOnly") is True
+        (volume,) = [
+            v for v in pod_spec(_workload(site, kind, name))["volumes"] if v["name"] == mount["name"]
+        ]
+        if name == "agent":  # the host's own identity, put on the node by the operator
+            assert volume["hostPath"] == {"path": flags["--tls-dir"], "type": "Directory"}
+            continue
+        sources = volume["projected"]["sources"] if "projected" in volume else [volume]
+        (secret,) = [source["secret"] for source in sources if "secret" in source]
+        paths = {item["key"]: item["path"] for item in secret["items"]}
+        stem = flags["--tls-name"]
+        assert paths == {"tls.crt": f"{stem}.chain.pem", "tls.key": f"{stem}.key", "ca.crt": "ca.crt"}
+        mode = (volume.get("projected") or volume["secret"])["defaultMode"]
+        assert mode == 0o440  # with fsGroup: readable by the process's group only
+        if name == "cell":  # client certificates it refuses, beside its files (fedrpc.tls_flags)
+            assert any(s.get("configMap", {}).get("name") == "cellfed-revoked-certs" for s in sources)
+        assert pod_spec(_workload(site, kind, name))["securityContext"]["fsGroup"] == 10001
+    cell, agent = _flags(site, "Deployment", "cell"), _flags(site, "DaemonSet", "agent")
+    agent_port = int(cell["--agent-listen"].rsplit(":", 1)[1])
+    assert {"name": "agent-api", "containerPort": agent_port} in _container(site, "Deployment", "cell")[
+        "ports"
+    ]
+    assert agent["--controller"] == f"cell:{agent_port}" and agent["--site"] == site  # its own cell only
 
 
 @pytest.mark.parametrize("site", SITES)

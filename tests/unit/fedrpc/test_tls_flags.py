@@ -98,3 +98,20 @@ def test_a_readable_key_or_a_bad_revocation_list_is_refused_at_start(tmp_path: P
     os.chmod(cells / "par1-cell-par1-c1.key", 0o644)
     with pytest.raises(click.UsageError, match=r"chmod 600 .*par1-cell-par1-c1.key"):
         _cell(cells)
+
+
+def test_a_key_readable_by_this_process_group_only_is_taken_as_kubernetes_mounts_secrets(
+    tmp_path: Path,
+) -> None:
+    # A Secret mounted for a non-root container: root-owned, group fsGroup (our gid), mode 0440.
+    cells = _issued(tmp_path, "par1", Role.CELL, "par1-c1")
+    key = cells / "par1-cell-par1-c1.key"
+    os.chown(key, -1, os.getegid())
+    os.chmod(key, 0o440)
+    assert _cell(cells).tls is not None
+    os.chmod(key, 0o460)  # group may write: refused
+    with pytest.raises(click.UsageError, match="chmod 600"):
+        _cell(cells)
+    os.chmod(key, 0o444)  # others may read: refused
+    with pytest.raises(click.UsageError, match="chmod 600"):
+        _cell(cells)
