@@ -8,6 +8,7 @@ from localfed.bench.cell import cell
 from localfed.bench.chaos import chaos
 from localfed.bench.evacuate import evacuate
 from localfed.bench.locality import locality
+from localfed.bench.mtls import mtls
 from localfed.bench.partition import partition
 from localfed.bench.router import router
 from localfed.bench.store import store
@@ -25,3 +26,4 @@ bench.add_command(router)
 bench.add_command(partition)
 bench.add_command(chaos)
 bench.add_command(evacuate)
+bench.add_command(mtls)
