@@ -3,6 +3,8 @@ the numbers themselves are the benchmark's to report, not a test's to judge)."""
 
 from __future__ import annotations
 
+import json
+
 from click.testing import CliRunner
 
 from localfed.bench.mtls import MODES, mtls
@@ -11,8 +13,6 @@ from localfed.bench.mtls import MODES, mtls
 def test_bench_mtls_prints_each_mode_side_by_side_and_the_rotation_time() -> None:
     result = CliRunner().invoke(mtls, ["--connections", "3", "--calls", "20", "--json"])
     assert result.exit_code == 0, result.output
-    import json
-
     figures = json.loads(result.output)
     assert set(figures) == {*MODES, "rotation_s"}
     for mode in MODES:
