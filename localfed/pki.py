@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import ssl
 from datetime import UTC, datetime
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from cellapi.auth import pki_dir
 from fedlib.pki.identity import Identity, Role
@@ -66,6 +71,27 @@ class LocalPki:
             pki_dir.issue_region(self.ca_dir, region, _now(), REGION_DAYS, rotate=True)
         for identity, region in list(self._issued.items()):
             self.issue(region, identity)
+
+
+def served_leaf(port: int, client: TlsFiles, host: str = "127.0.0.1") -> bytes:
+    """The leaf (DER) a server hands a new connection now, by a plain TLS handshake as `client`: how the
+    tests and `bench mtls` see a rotation take effect (grpc's client does not show the server's chain)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False  # only the certificate is looked at; grpc's clients verify names
+    context.load_verify_locations(cafile=str(client.ca))
+    context.load_cert_chain(client.cert, client.key)
+    context.set_alpn_protocols(["h2"])
+    with socket.create_connection((host, port), timeout=5) as raw, context.wrap_socket(raw) as conn:
+        der = conn.getpeercert(binary_form=True)
+    if der is None:
+        raise ssl.SSLError(f"{host}:{port} presented no certificate")
+    return der
+
+
+def leaf_on_disk(files: TlsFiles) -> bytes:
+    """The leaf (DER) of a component's chain file: what served_leaf should see after a rotation."""
+    chain = x509.load_pem_x509_certificates(files.cert.read_bytes())
+    return chain[0].public_bytes(serialization.Encoding.DER)
 
 
 def _now() -> datetime:

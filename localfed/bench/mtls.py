@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import ssl
 import statistics
 import tempfile
 import time
@@ -23,15 +21,13 @@ from typing import Any
 
 import click
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from fedlib.pki.identity import Identity, Role
 from fedrpc.channel import SecureTarget, open_channel
 from fedrpc.peer_auth import PeerAuthInterceptor, PeerRule
 from fedrpc.server import RunningServer, start_server
 from fedrpc.tls import ClientTls, ReloadingTls, TlsFiles, server_credentials
-from localfed.pki import LocalPki
+from localfed.pki import LocalPki, leaf_on_disk, served_leaf
 
 SERVICE = "cellfed.bench.Echo"
 FEDERATION = "bench"
@@ -103,27 +99,16 @@ async def _measure(mode: str, tls: ReloadingTls, client: ClientTls, ca: bytes, c
         await server.stop(0)
 
 
-def _served_leaf(port: int, client: TlsFiles) -> bytes:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.load_verify_locations(cafile=str(client.ca))
-    context.load_cert_chain(client.cert, client.key)
-    context.set_alpn_protocols(["h2"])
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, context.wrap_socket(raw) as conn:
-        der = conn.getpeercert(binary_form=True)
-    return der or b""
-
-
 async def _rotation(pki: LocalPki, tls: ReloadingTls, client_files: TlsFiles) -> float:
     """Seconds from re-issuing the server's files to a new connection being served the new leaf."""
     server = await _server("mtls", tls)
     try:
-        await asyncio.to_thread(_served_leaf, server.port, client_files)  # warm: the old leaf
+        await asyncio.to_thread(served_leaf, server.port, client_files)  # warm: the old leaf
         started = time.perf_counter()
         files = pki.issue("eu-west", Identity(FEDERATION, "par1", Role.CELL, "c1"))
-        new = x509.load_pem_x509_certificate(files.cert.read_bytes()).public_bytes(serialization.Encoding.DER)
+        new = leaf_on_disk(files)
         for _ in range(1000):  # looks every 10 ms, for 10 s at most
-            if await asyncio.to_thread(_served_leaf, server.port, client_files) == new:
+            if await asyncio.to_thread(served_leaf, server.port, client_files) == new:
                 return time.perf_counter() - started
             await asyncio.sleep(0.01)
         raise TimeoutError("the server never served its re-issued certificate")

@@ -7,8 +7,6 @@ server then hands new connections its new certificate."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +16,6 @@ import grpc
 import pytest
 from cellfed.v1 import cell_pb2, cell_pb2_grpc, common_pb2
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from cellapi.auth import pki_dir
 from fedlib.errors import CellfedError
@@ -26,6 +23,7 @@ from fedlib.pki.identity import Identity, Role
 from fedrpc.channel import open_channel
 from fedrpc.tls import ClientTls, ReloadingTls, TlsFiles
 from localfed.launcher import LOCAL_FEDERATION
+from localfed.pki import leaf_on_disk, served_leaf
 from tests.federation_harness import SITES, Federation, running_federation
 from tests.integration.test_routers import create_request, wait_status
 
@@ -51,24 +49,6 @@ def _component(fed: Federation, site: str, role: Role, cid: str) -> TlsFiles:
     assert fed.pki is not None
     region = next(s.region for s in SITES if s.site == site)
     return fed.pki.issue(region, Identity(LOCAL_FEDERATION, site, role, cid))
-
-
-def _served_leaf(port: int, client: TlsFiles) -> bytes:
-    """The leaf a server hands a new connection now (DER), by a plain TLS handshake as a client of it."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False  # only the certificate is looked at here
-    context.load_verify_locations(cafile=str(client.ca))
-    context.load_cert_chain(client.cert, client.key)
-    context.set_alpn_protocols(["h2"])
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, context.wrap_socket(raw) as tls:
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return der
-
-
-def _leaf_on_disk(home: Path) -> bytes:
-    chain = next(home.glob("*.chain.pem"))
-    return x509.load_pem_x509_certificate(chain.read_bytes()).public_bytes(serialization.Encoding.DER)
 
 
 async def _cell_status(port: int, client: TlsFiles | None, site: str = "par1") -> grpc.StatusCode:
@@ -155,7 +135,7 @@ async def test_the_whole_pki_rotates_under_load_with_no_failed_request(fed: Fede
     ports = {f"cell:{s}": p for s, p in fed.cell_ports.items()}
     ports |= {f"agent-api:{s}": p for s, p in fed.agent_ports.items()}
     ports |= {f"router:{s}": p for s, p in fed.router_ports.items()}
-    before = {name: await asyncio.to_thread(_served_leaf, port, probe) for name, port in ports.items()}
+    before = {name: await asyncio.to_thread(served_leaf, port, probe) for name, port in ports.items()}
     failures: list[str] = []
     done = {"creates": 0, "gets": 0, "deletes": 0}
     stop = asyncio.Event()
@@ -188,7 +168,7 @@ async def test_the_whole_pki_rotates_under_load_with_no_failed_request(fed: Fede
     assert failures == []
     assert done["creates"] > mid["creates"] > 0 and done["deletes"] > mid["deletes"]
     for name, port in ports.items():
-        served = await asyncio.to_thread(_served_leaf, port, probe)
+        served = await asyncio.to_thread(served_leaf, port, probe)
         kind, site = name.split(":")
         identity = (
             Identity(LOCAL_FEDERATION, site, Role.ROUTER, f"{site}-r1")
@@ -196,4 +176,5 @@ async def test_the_whole_pki_rotates_under_load_with_no_failed_request(fed: Fede
             else Identity(LOCAL_FEDERATION, site, Role.CELL, f"{site}-c1")  # both of a cell's ports
         )
         assert served != before[name], f"{name} still serves its old certificate"
-        assert served == _leaf_on_disk(fed.pki.home(identity)), name
+        files = TlsFiles.issued(fed.pki.home(identity), identity.file_stem, LOCAL_FEDERATION, identity.role)
+        assert served == leaf_on_disk(files), name

@@ -6,8 +6,6 @@ whole PKI rotates (every region CA, every leaf) under a running load with no fai
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
 from pathlib import Path
 
 import grpc
@@ -21,14 +19,12 @@ from cellfed.v1 import (
     compute_pb2,
     compute_pb2_grpc,
 )
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from cellapi.client import Client
 from fedlib.errors import Unavailable
 from fedlib.pki.identity import Role
 from fedrpc.channel import open_channel
-from fedrpc.tls import ReloadingTls
+from localfed.pki import leaf_on_disk, served_leaf
 from tests.inprocess.harness import SITES, Harness, HostSpec, cells, create_request
 from tests.inprocess.pki import HarnessPki
 
@@ -54,25 +50,6 @@ async def test_create_get_list_and_delete_work_with_every_link_under_mtls() -> N
         for cell in h.cells.values():
             running = cell.running
             assert running is not None and running.agent_port != running.port  # two ports, two APIs
-
-
-def _served_leaf(port: int, client: ReloadingTls) -> bytes:
-    """The leaf a server hands a new connection now (DER), by a plain TLS handshake as a client of it."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False  # only the certificate is looked at; grpc's clients verify names
-    context.load_verify_locations(cadata=client.material.root_ca.decode())
-    context.load_cert_chain(client.files.cert, client.files.key)
-    context.set_alpn_protocols(["h2"])
-    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw, context.wrap_socket(raw) as tls:
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return der
-
-
-def _leaf_on_disk(tls: ReloadingTls) -> bytes:
-    return x509.load_pem_x509_certificate(tls.files.cert.read_bytes()).public_bytes(
-        serialization.Encoding.DER
-    )
 
 
 async def _status_code(channel: grpc.aio.Channel) -> grpc.StatusCode:
@@ -159,7 +136,8 @@ async def test_the_whole_pki_rotates_under_load_with_no_failed_request(attempt: 
         probe = h.pki.component("eu-west", "par1", Role.ROUTER, "served-check")
         fronts = {c.cell_id: c.link.port for c in h.cells.values()}
         served_before = {
-            cell_id: await asyncio.to_thread(_served_leaf, port, probe) for cell_id, port in fronts.items()
+            cell_id: await asyncio.to_thread(served_leaf, port, probe.files)
+            for cell_id, port in fronts.items()
         }
         workers = [asyncio.create_task(load(site)) for site in h.routers]
         await asyncio.sleep(0.3)
@@ -183,8 +161,8 @@ async def test_the_whole_pki_rotates_under_load_with_no_failed_request(attempt: 
         for cell in h.cells.values():
             tls = h.pki.component(cell.site.region, cell.site.site_id, Role.CELL, cell.cell_id)
             assert tls.generation >= 1, cell.cell_id
-            served = await asyncio.to_thread(_served_leaf, fronts[cell.cell_id], probe)
-            assert served == _leaf_on_disk(tls) != served_before[cell.cell_id], cell.cell_id
+            served = await asyncio.to_thread(served_leaf, fronts[cell.cell_id], probe.files)
+            assert served == leaf_on_disk(tls.files) != served_before[cell.cell_id], cell.cell_id
 
 
 async def test_the_sdk_talks_tls_to_a_router_it_trusts_and_refuses_one_it_does_not(tmp_path: Path) -> None:
