@@ -28,7 +28,7 @@ class _Entry:
     channel: grpc.aio.Channel
     server_name: str | None
     generation: int
-    stubs: dict[type, Any] = field(default_factory=dict)
+    stubs: dict[Callable[[grpc.aio.Channel], Any], Any] = field(default_factory=dict)
 
 
 class Dialer:
@@ -48,10 +48,10 @@ class Dialer:
         self, stub_class: Callable[[grpc.aio.Channel], _Stub], endpoint: str, site: str, role: Role
     ) -> _Stub:
         entry = self._entry(endpoint, site, role)
-        stub = entry.stubs.get(stub_class)  # type: ignore[call-overload]
+        stub = entry.stubs.get(stub_class)
         if stub is None:
-            stub = entry.stubs[stub_class] = stub_class(entry.channel)  # type: ignore[index]
-        return stub  # type: ignore[no-any-return]
+            stub = entry.stubs[stub_class] = stub_class(entry.channel)
+        return stub
 
     def _entry(self, endpoint: str, site: str, role: Role) -> _Entry:
         entry = self._entries.get(endpoint)

@@ -87,23 +87,29 @@ class ReloadingTls:
         return cls(files, files.load(now), recheck_s=recheck_s, _signature=signature)
 
     def current(self, now: datetime | None = None) -> TlsMaterial:
-        """The material to use now. Whoever holds a server port or a channel made from older material
-        compares `generation` to the one it made it under: one ReloadingTls serves many of them."""
+        """The material to use now."""
+        return self.snapshot(now)[0]
+
+    def snapshot(self, now: datetime | None = None) -> tuple[TlsMaterial, int]:
+        """The material to use now and its generation, read together (another thread may reload between
+        two separate reads). Whoever holds a server port or a channel made from older material compares
+        the generation to the one it made it under: one ReloadingTls serves many of them."""
         checked = time.monotonic()
         if checked - self._checked_at < self.recheck_s:
-            return self.material
+            with self._lock:
+                return self.material, self.generation
         self._checked_at = checked
         signature = self.files.signature()
         with self._lock:
             if signature == self._signature or signature == self._refused:
-                return self.material
+                return self.material, self.generation
             try:
                 material = self.files.load(now or datetime.now(UTC))
             except ConfigError as exc:
                 # Keep serving with what worked; a rotation in progress usually fixes itself next write.
                 self._refused = signature
                 log.warning("TLS files changed but are refused, keeping the previous ones: %s", exc.message)
-                return self.material
+                return self.material, self.generation
             self.material, self._signature, self._refused = material, signature, None
             self.generation += 1
             log.info(
@@ -111,7 +117,7 @@ class ReloadingTls:
                 material.identity.uri,
                 f"{material.not_after:%Y-%m-%d %H:%M} UTC",
             )
-            return material
+            return material, self.generation
 
 
 def server_credentials(tls: ReloadingTls, *, require_client_cert: bool) -> grpc.ServerCredentials:
@@ -129,13 +135,13 @@ def server_credentials(tls: ReloadingTls, *, require_client_cert: bool) -> grpc.
 
     def fetch() -> grpc.ServerCertificateConfiguration | None:
         try:
-            material = tls.current()
+            material, generation = tls.snapshot()
         except Exception:  # never let a surprise here fail every handshake: keep the configuration
             log.exception("TLS reload check failed; keeping the current certificate")
             return None
-        if tls.generation == served[0]:
+        if generation == served[0]:
             return None
-        served[0] = tls.generation
+        served[0] = generation
         return configuration(material)
 
     initial = configuration(tls.material)
@@ -153,15 +159,13 @@ class ClientTls:
     def target(self, site: str, role: Role) -> SecureTarget:
         """Security for dialing `role` at `site`: credentials from the newest material, and the server name
         that server's certificate must carry."""
-        material = self.tls.current()
+        material, generation = self.tls.snapshot()
         credentials = grpc.ssl_channel_credentials(
             root_certificates=material.root_ca,
             private_key=material.private_key,
             certificate_chain=material.cert_chain,
         )
-        return SecureTarget(
-            credentials, server_name(self.tls.files.federation, site, role), self.tls.generation
-        )
+        return SecureTarget(credentials, self.server_name(site, role), generation)
 
     def server_name(self, site: str, role: Role) -> str:
         return server_name(self.tls.files.federation, site, role)
@@ -173,5 +177,4 @@ class ClientTls:
 
     def generation(self) -> int:
         """Moves when the files were reloaded: a channel made under an older one should be replaced."""
-        self.tls.current()
-        return self.tls.generation
+        return self.tls.snapshot()[1]
