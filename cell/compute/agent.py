@@ -41,6 +41,10 @@ from fedrpc.tls import ClientTls
 
 log = logging.getLogger(__name__)
 
+REISSUE_CHECK_S = 1.0  # how often a session under mTLS looks for a re-issued certificate
+# What the session writes to its controller; None ends the stream cleanly (the writer half-closes it).
+Outbound = asyncio.Queue[agent_pb2.AgentMessage | None]
+
 
 @dataclass(frozen=True)
 class AgentSettings:
@@ -131,19 +135,22 @@ class ComputeAgent:
         secure = None if self._tls is None else self._tls.target(self._tls.site, Role.CELL)
         async with open_channel(self.settings.controller, secure) as channel:
             call = agent_pb2_grpc.AgentServiceStub(channel).Connect()
-            outbound: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue(4096)
+            outbound: Outbound = asyncio.Queue(4096)
             hello = await self._hello()
             self._ready.clear()
             self.lease.hello_sent(self._now())
             await call.write(agent_pb2.AgentMessage(hello=hello))
             self.connected.set()
             self.metrics.connected.labels(self.settings.host_id).set(1)
+            self.metrics.sessions.labels(self.settings.host_id).inc()
             log.info("connected to controller %s", self.settings.controller)
             tasks = [
                 asyncio.create_task(self._writer(call, outbound)),
                 asyncio.create_task(self._heartbeats(outbound)),
                 asyncio.create_task(self._forward_events(outbound)),
             ]
+            if secure is not None:
+                tasks.append(asyncio.create_task(self._end_when_reissued(secure.generation, outbound)))
             try:
                 while True:
                     message = await call.read()
@@ -173,13 +180,26 @@ class ComputeAgent:
             domains=report_domains(domains, s.cell_id), agent_version="1",
         )  # fmt: skip
 
-    async def _writer(
-        self, call: grpc.aio.StreamStreamCall, outbound: asyncio.Queue[agent_pb2.AgentMessage]
-    ) -> None:
+    async def _writer(self, call: grpc.aio.StreamStreamCall, outbound: Outbound) -> None:
         while True:  # grpc.aio allows one writer at a time: every message goes through this task
-            await call.write(await outbound.get())
+            message = await outbound.get()
+            if message is None:
+                await call.done_writing()  # the controller ends the stream; the next one is dialed
+                return
+            await call.write(message)
 
-    async def _heartbeats(self, outbound: asyncio.Queue[agent_pb2.AgentMessage]) -> None:
+    async def _end_when_reissued(self, generation: int, outbound: Outbound) -> None:
+        """Under mTLS: once this host's certificate is re-issued, end the session cleanly, so the next one
+        presents the new certificate (an established TLS session would otherwise outlive the old one)."""
+        assert self._tls is not None
+        while True:
+            if self._tls.generation() != generation:
+                log.info("certificate re-issued: reconnecting to present it")
+                await outbound.put(None)
+                return
+            await asyncio.sleep(REISSUE_CHECK_S)
+
+    async def _heartbeats(self, outbound: Outbound) -> None:
         # The first report under a lease waits for the pass that removed stale copies (bounded by the
         # lease itself: the agent fences if that pass cannot finish in time, and reconnects).
         await self._ready.wait()
@@ -209,16 +229,14 @@ class ComputeAgent:
         desired = self._desired
         return {} if desired is None else {d.spec.instance_id: desired_instance(d) for d in desired.domains}
 
-    async def _forward_events(self, outbound: asyncio.Queue[agent_pb2.AgentMessage]) -> None:
+    async def _forward_events(self, outbound: Outbound) -> None:
         while True:
             event = await self._events.get()
             message = event_power(event)
             if message is not None:
                 await outbound.put(agent_pb2.AgentMessage(domain_event=message))
 
-    async def _handle(
-        self, message: agent_pb2.ControllerMessage, outbound: asyncio.Queue[agent_pb2.AgentMessage]
-    ) -> bool:
+    async def _handle(self, message: agent_pb2.ControllerMessage, outbound: Outbound) -> bool:
         """Takes one controller message; False when the stream must end (the lease was refused)."""
         kind = message.WhichOneof("body")
         if kind == "lease":

@@ -56,3 +56,9 @@ class AgentMetrics:
             ["host"],
             registry=r,
         )
+        self.sessions = Counter(
+            "cellfed_agent_controller_sessions_total",
+            "Streams to the controller opened: the first, each reconnect, each re-issued certificate.",
+            ["host"],
+            registry=r,
+        )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cellfed.v1 import agent_pb2
 
-from cell.compute.agent import AgentSettings, ComputeAgent
+from cell.compute.agent import AgentSettings, ComputeAgent, Outbound
 from cell.compute.domain_spec import InstanceMetadata
 from cell.compute.domain_xml import domain_name, parse_metadata
 from cell.compute.domains import HostLayout, instance_uuid
@@ -180,8 +180,8 @@ async def settle(a: ComputeAgent) -> None:
         await asyncio.gather(*list(a._tasks))
 
 
-async def connected(a: ComputeAgent, generation: int) -> asyncio.Queue[agent_pb2.AgentMessage]:
-    outbound: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
+async def connected(a: ComputeAgent, generation: int) -> Outbound:
+    outbound: Outbound = asyncio.Queue()
     a.lease.hello_sent(a._now())
     a._ready.clear()
     assert await a._handle(grant(generation), outbound)
