@@ -114,7 +114,9 @@ class Allocations:
         subnet = self.networks[network].ipv4
         if subnet is None:
             return 0
-        quarantined = sum(1 for (net, _), until in self._quarantined.items() if net == network and until > now_ms)
+        quarantined = sum(
+            1 for (net, _), until in self._quarantined.items() if net == network and until > now_ms
+        )
         return subnet.pool_size - self.held_count(network) - quarantined
 
     def holder(self, network: str, address: ipaddress.IPv4Address) -> str | None:

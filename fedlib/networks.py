@@ -80,12 +80,7 @@ def parse_network(item: object, where: str = "network") -> ProviderNetwork:
         raise InvalidArgument(
             f"{where}.name {shown(name)} must be 2-32 lowercase letters, digits or '-'", field=f"{where}.name"
         )
-    bridge = _text(item.get("bridge"), f"{where}.bridge")
-    if not _BRIDGE.fullmatch(bridge):
-        raise InvalidArgument(
-            f"{where}.bridge {shown(bridge)} must be a Linux interface name of 1-15 characters",
-            field=f"{where}.bridge",
-        )
+    bridge = check_bridge(_text(item.get("bridge"), f"{where}.bridge"), f"{where}.bridge")
     default = item.get("default", False)
     if not isinstance(default, bool):
         raise InvalidArgument(f"{where}.default must be true or false", field=f"{where}.default")
@@ -94,6 +89,14 @@ def parse_network(item: object, where: str = "network") -> ProviderNetwork:
     if ipv4 is None and ipv6 is None:
         raise InvalidArgument(f"{where} needs an ipv4 subnet, an ipv6 prefix or both", field=where)
     return ProviderNetwork(name, bridge, default, ipv4, ipv6, _dns(item.get("dns", []), f"{where}.dns"))
+
+
+def check_bridge(value: str, field: str = "bridge") -> str:
+    if not isinstance(value, str) or not _BRIDGE.fullmatch(value):
+        raise InvalidArgument(
+            f"{field} {shown(value)} must be a Linux interface name of 1-15 characters", field=field
+        )
+    return value
 
 
 def default_network(networks: Sequence[ProviderNetwork]) -> ProviderNetwork:

@@ -1,6 +1,7 @@
 """The config drive: a small ISO9660 image (label `config-2`) that carries an instance's user data and
 metadata to the guest at first boot, in the OpenStack layout cloud-init already reads
-(`openstack/latest/meta_data.json`, `openstack/latest/user_data`).
+(`openstack/latest/meta_data.json`, `openstack/latest/user_data`, and `network_data.json` when the
+instance has NICs).
 
 No network metadata service is needed: the ISO is attached as a cdrom. `meta_data` is pure; writing the
 ISO (pycdlib, pure Python) is the only I/O.
@@ -12,6 +13,7 @@ import io
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,7 @@ _LATEST = "/openstack/latest"
 _DIRS = (("/OPENSTACK", "openstack", "/openstack"), ("/OPENSTACK/LATEST", "latest", _LATEST))
 _META = ("/OPENSTACK/LATEST/META_DATA.JSON;1", "meta_data.json")
 _USER = ("/OPENSTACK/LATEST/USER_DATA.;1", "user_data")
+_NETWORK = ("/OPENSTACK/LATEST/NETWORK_DATA.JSON;1", "network_data.json")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class ConfigDriveSpec:
     cell: str
     user_data: bytes = b""
     hostname: str = ""  # empty: derived from the instance id
+    network_data: Mapping[str, object] | None = None  # cell.compute.network_data; None: no NIC
 
     def __post_init__(self) -> None:
         parse_instance_id(self.instance_id, "instance_id")
@@ -99,6 +103,8 @@ def build_config_drive(spec: ConfigDriveSpec, path: Path) -> Path:
     files = [(_META, json.dumps(meta_data(spec), sort_keys=True).encode())]
     if spec.user_data:  # like Nova: no user data, no file
         files.append((_USER, spec.user_data))
+    if spec.network_data is not None:
+        files.append((_NETWORK, json.dumps(spec.network_data, sort_keys=True).encode()))
     for (iso_path, name), data in files:
         iso.add_fp(io.BytesIO(data), len(data), iso_path, rr_name=name, joliet_path=f"{_LATEST}/{name}")
     tmp = path.with_name(f".{path.name}.tmp")
@@ -117,13 +123,13 @@ def read_config_drive(path: Path) -> dict[str, bytes]:
     iso.open(str(path))
     try:
         out = {}
-        for _, name in (_META, _USER):
+        for _, name in (_META, _USER, _NETWORK):
             rr_path = f"{_LATEST}/{name}"
             buf = io.BytesIO()
             try:
                 iso.get_file_from_iso_fp(buf, rr_path=rr_path)
             except pycdlib.pycdlibexception.PyCdlibInvalidInput:
-                continue  # user_data is optional
+                continue  # user_data and network_data are optional
             out[rr_path.lstrip("/")] = buf.getvalue()
         return out
     finally:

@@ -12,7 +12,9 @@ from pathlib import PurePosixPath
 
 from fedlib.errors import InvalidArgument
 from fedlib.ids import parse_instance_id
+from fedlib.macs import parse_mac
 from fedlib.names import check_display_name, check_id, check_tenant
+from fedlib.networks import check_bridge
 
 VIRT_TYPES = ("qemu", "test")
 # The tiny real guest ignores the ACPI power button below this (measured on the CI machines).
@@ -108,6 +110,18 @@ class DiskImage:
 
 
 @dataclass(frozen=True)
+class Nic:
+    """A virtio NIC on a host bridge (the provider network's), with the MAC the cell generated."""
+
+    mac: str
+    bridge: str
+
+    def __post_init__(self) -> None:
+        parse_mac(self.mac)
+        check_bridge(self.bridge)
+
+
+@dataclass(frozen=True)
 class DomainSpec:
     """Everything build_domain_xml needs; `uuid` is canonicalised to lowercase 8-4-4-4-12."""
 
@@ -120,6 +134,7 @@ class DomainSpec:
     config_drive: str | None = None
     serial_log: str | None = None
     virt_type: str = "qemu"
+    nics: tuple[Nic, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "uuid", canonical_uuid(self.uuid))

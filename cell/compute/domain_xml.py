@@ -162,6 +162,11 @@ def _devices(spec: DomainSpec) -> ET.Element:
     if spec.config_drive is not None:
         cdrom = _disk(devices, "cdrom", spec.config_drive, "raw", ("hdc", "ide"))
         ET.SubElement(cdrom, "readonly")
+    for nic in spec.nics:
+        interface = ET.SubElement(devices, "interface", type="bridge")
+        ET.SubElement(interface, "mac", address=nic.mac)
+        ET.SubElement(interface, "source", bridge=nic.bridge)
+        ET.SubElement(interface, "model", type="virtio")
     if spec.serial_log is not None:
         serial = ET.SubElement(devices, "serial", type="file")
         ET.SubElement(serial, "source", path=spec.serial_log)
