@@ -162,3 +162,20 @@ def test_capacity_of_default_and_custom_hosts(tmp_path: Path, keeper: LibvirtHos
     with LibvirtHost(f"test://{node}") as custom:
         cap = custom.capacity()
     assert (cap.cpus, cap.memory_mib, cap.cpu_model, cap.cpu_mhz) == (6, 8192, "cellfed-test", 2400)
+
+
+def test_a_domain_with_nics_defines_and_starts_and_keeps_its_macs(host: LibvirtHost) -> None:
+    import dataclasses
+    import xml.etree.ElementTree as ET
+
+    from cell.compute.domain_spec import Nic
+    from fedlib.macs import mac_for
+
+    nics = (Nic(mac_for("cell-a", 7), "br-public"), Nic(mac_for("cell-a", 8), "br-backend"))
+    spec = dataclasses.replace(make_spec(), nics=nics)
+    info = host.define_and_start(build_domain_xml(spec))
+    assert info.state is DomainState.RUNNING
+    live = ET.fromstring(host._conn.lookupByName(info.name).XMLDesc())  # type: ignore[attr-defined]
+    found = [(i.find("mac").get("address"), i.find("source").get("bridge"))  # type: ignore[union-attr]
+             for i in live.findall("./devices/interface")]  # fmt: skip
+    assert found == [(nic.mac, nic.bridge) for nic in nics]
