@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cellfed.v1 import compute_pb2_grpc, federation_pb2_grpc
 
 from cellapi.auth import AuthInterceptor, KeyRing
-from cellapi.auth.revoked import RevokedSet
 from cellapi.router.cell_clients import CellClients
 from cellapi.router.compute import ComputeServicer
 from cellapi.router.create import Creator
@@ -25,35 +23,16 @@ from cellapi.router.owners import Owners
 from cellapi.router.placement import Placement
 from cellapi.router.prober import ProbeCheck, Prober
 from cellapi.router.reporter import Reporter
+from cellapi.router.revocations import Revocations
 from cellapi.router.settings import RouterSettings
 from cellapi.router.status_http import StatusServer, start_status_server
-from fedlib.errors import CellfedError
 from fedlib.ids import parse_instance_id
 from fedrpc.clock import wall_clock_ms
 from fedrpc.dialer import Dialer
 from fedrpc.periodic import every
 from fedrpc.server import RunningServer, start_server
 from fedrpc.tls import ClientTls, ReloadingTls, server_credentials
-from replication.store import RevocationList, Store
-
-log = logging.getLogger(__name__)
-
-
-class Revocations:
-    """The revocation list this router honours, re-read from its DC's replica. A failed read keeps the
-    last one (and says so): refusing every caller because Cassandra hiccupped would be its own outage."""
-
-    def __init__(self, rows: RevocationList) -> None:
-        self._rows, self._set = rows, RevokedSet()
-
-    def current(self) -> RevokedSet:
-        return self._set
-
-    async def refresh(self) -> None:
-        try:
-            self._set = RevokedSet.of(await self._rows.all())
-        except CellfedError as exc:
-            log.warning("revocation list not refreshed, keeping the last one: %s", exc.message)
+from replication.store import Store
 
 
 @dataclass
