@@ -41,10 +41,15 @@ def fails_over(error: CellfedError) -> bool:
 
 
 class _Router:
-    def __init__(self, endpoint: str, ca: bytes | None) -> None:
+    def __init__(self, endpoint: str, ca: bytes | None, identity: tuple[bytes, bytes] | None) -> None:
         self.endpoint = endpoint
-        # A user's TLS: the router proves itself (for the host dialed); the token proves the user.
-        secure = None if ca is None else SecureTarget(grpc.ssl_channel_credentials(root_certificates=ca))
+        # A user's TLS: the router proves itself (for the host dialed); the token proves the user. An
+        # operator on a router's admin port also shows a certificate: (chain PEM, key PEM).
+        secure = None
+        if ca is not None:
+            chain, key = identity if identity is not None else (None, None)
+            credentials = grpc.ssl_channel_credentials(ca, private_key=key, certificate_chain=chain)
+            secure = SecureTarget(credentials)
         self.channel = open_channel(endpoint, secure)
         self.compute = compute_pb2_grpc.ComputeServiceStub(self.channel)
         self.federation = federation_pb2_grpc.FederationServiceStub(self.channel)
@@ -53,12 +58,21 @@ class _Router:
 
 class Client:
     def __init__(
-        self, routers: Sequence[str], token: str, *, timeout_s: float = 10.0, ca: bytes | None = None
+        self,
+        routers: Sequence[str],
+        token: str,
+        *,
+        timeout_s: float = 10.0,
+        ca: bytes | None = None,
+        identity: tuple[bytes, bytes] | None = None,
     ) -> None:
-        """`ca`: the PEM of the CA the routers' certificates chain to, to talk TLS; None: plaintext."""
+        """`ca`: the PEM of the CA the routers' certificates chain to, to talk TLS; None: plaintext.
+        `identity`: (certificate chain PEM, private key PEM) to show, as an operator on an admin port."""
         if not routers:
             raise ValueError("give at least one router endpoint")
-        self._routers = [_Router(r, ca) for r in routers]
+        if identity is not None and ca is None:
+            raise ValueError("a client certificate needs TLS: give ca too")
+        self._routers = [_Router(r, ca, identity) for r in routers]
         self._metadata = (("authorization", f"Bearer {token}"),)
         self.timeout_s = timeout_s
         self.order: list[RouterChoice] = [RouterChoice(r, None) for r in routers]

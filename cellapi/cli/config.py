@@ -13,6 +13,8 @@ import click
 ROUTERS_ENV = "CELLFED_ROUTERS"
 TOKEN_ENV = "CELLFED_TOKEN"
 CA_ENV = "CELLFED_CA"
+CERT_ENV = "CELLFED_CERT"
+KEY_ENV = "CELLFED_KEY"
 OUTPUTS = ("table", "json")
 
 
@@ -26,6 +28,8 @@ class RawOptions:
     output: str
     timeout_s: float
     ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class CliConfig:
     output: str
     timeout_s: float
     ca: bytes | None = None  # PEM of the CA the routers' certificates chain to; None: plaintext
+    identity: tuple[bytes, bytes] | None = None  # an operator's (chain, key) for a router's admin port
 
     @property
     def json(self) -> bool:
@@ -57,7 +62,26 @@ def resolve(raw: RawOptions, env: Mapping[str, str]) -> CliConfig:
         raise click.UsageError("--timeout must be a positive number of seconds")
     ca_file = raw.ca_file or (Path(env[CA_ENV]) if env.get(CA_ENV, "").strip() else None)
     ca = _read_ca(ca_file) if ca_file else None
-    return CliConfig(routers=routers, token=token, output=raw.output, timeout_s=raw.timeout_s, ca=ca)
+    identity = _identity(raw, env, ca)
+    return CliConfig(
+        routers=routers, token=token, output=raw.output, timeout_s=raw.timeout_s, ca=ca, identity=identity
+    )
+
+
+def _identity(raw: RawOptions, env: Mapping[str, str], ca: bytes | None) -> tuple[bytes, bytes] | None:
+    cert = raw.cert_file or (Path(env[CERT_ENV]) if env.get(CERT_ENV, "").strip() else None)
+    key = raw.key_file or (Path(env[KEY_ENV]) if env.get(KEY_ENV, "").strip() else None)
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise click.UsageError("give both --cert and --key (an operator's certificate chain and its key)")
+    if ca is None:
+        raise click.UsageError(
+            f"--cert needs --ca (or {CA_ENV}): a client certificate is shown over TLS only"
+        )
+    return _read_pem(cert, "--cert", b"-----BEGIN CERTIFICATE-----"), _read_pem(
+        key, "--key", b"PRIVATE KEY-----"
+    )
 
 
 def _split(text: str) -> tuple[str, ...]:
@@ -71,12 +95,17 @@ def _check_endpoint(endpoint: str) -> None:
 
 
 def _read_ca(path: Path) -> bytes:
+    return _read_pem(path, "--ca", b"-----BEGIN CERTIFICATE-----")
+
+
+def _read_pem(path: Path, flag: str, marker: bytes) -> bytes:
     try:
         pem = path.read_bytes()
     except OSError as exc:
-        raise click.UsageError(f"--ca {path}: {exc.strerror or exc}") from None
-    if b"-----BEGIN CERTIFICATE-----" not in pem:
-        raise click.UsageError(f"--ca {path} holds no PEM certificate; give the federation's ca.crt")
+        raise click.UsageError(f"{flag} {path}: {exc.strerror or exc}") from None
+    if marker not in pem:
+        what = "certificate" if b"CERTIFICATE" in marker else "private key"
+        raise click.UsageError(f"{flag} {path} holds no PEM {what}")
     return pem
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from cellapi.cli.admin import ADMIN_COMMANDS
-from cellapi.cli.config import CA_ENV, OUTPUTS, ROUTERS_ENV, TOKEN_ENV, RawOptions
+from cellapi.cli.config import CA_ENV, CERT_ENV, KEY_ENV, OUTPUTS, ROUTERS_ENV, TOKEN_ENV, RawOptions
 from cellapi.cli.errors import EXIT_CODES_HELP
 from cellapi.cli.render import (
     instance_detail,
@@ -63,6 +63,18 @@ from cellapi.cli.wait import follow, wait_active
     type=click.Path(dir_okay=False, path_type=Path),
     help=f"Talk TLS to the routers, trusting this CA file (the federation's ca.crt). Default: ${CA_ENV}.",
 )
+@click.option(
+    "--cert",
+    "cert_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"An operator's certificate chain, for a router's admin port. Default: ${CERT_ENV}.",
+)
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"The private key of --cert. Default: ${KEY_ENV}.",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -72,9 +84,11 @@ def cli(
     output: str,
     timeout_s: float,
     ca_file: Path | None,
+    cert_file: Path | None,
+    key_file: Path | None,
 ) -> None:
     """cellctl: create, inspect and manage instances across the federation, and see it as an operator."""
-    ctx.obj = RawOptions(routers, token, token_file, output, timeout_s, ca_file)
+    ctx.obj = RawOptions(routers, token, token_file, output, timeout_s, ca_file, cert_file, key_file)
 
 
 @cli.command()

@@ -82,7 +82,9 @@ def run(raw: RawOptions, command: Command) -> None:
 
 
 async def _with_client(config: CliConfig, command: Command) -> int:
-    client = Client(list(config.routers), config.token, timeout_s=config.timeout_s, ca=config.ca)
+    client = Client(
+        list(config.routers), config.token, timeout_s=config.timeout_s, ca=config.ca, identity=config.identity
+    )
     try:
         if len(config.routers) > 1:
             await client.probe()

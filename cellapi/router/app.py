@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cellfed.v1 import compute_pb2_grpc, federation_pb2_grpc
 
@@ -26,13 +27,38 @@ from cellapi.router.reporter import Reporter
 from cellapi.router.revocations import Revocations
 from cellapi.router.settings import RouterSettings
 from cellapi.router.status_http import StatusServer, start_status_server
+from fedlib.errors import ConfigError
 from fedlib.ids import parse_instance_id
+from fedlib.pki.identity import Role
 from fedrpc.clock import wall_clock_ms
 from fedrpc.dialer import Dialer
+from fedrpc.peer_auth import PeerAuthInterceptor, PeerRule
 from fedrpc.periodic import every
 from fedrpc.server import RunningServer, start_server
 from fedrpc.tls import ClientTls, ReloadingTls, server_credentials
 from replication.store import Store
+
+COMPUTE_SERVICE = "cellfed.v1.ComputeService"
+FEDERATION_SERVICE = "cellfed.v1.FederationService"
+
+
+async def _start_admin(
+    listen: str, federation_api: Callable[[Any], None], auth: AuthInterceptor, tls: ReloadingTls | None
+) -> RunningServer:
+    """The operators' port: the Federation API only, to callers holding both an operator certificate of
+    this federation (mTLS, checked first) and an admin token (the same check as anywhere)."""
+    if tls is None:
+        raise ConfigError("an admin port needs TLS (the router's --tls-dir): it demands client certificates")
+    operators = PeerAuthInterceptor(
+        tls.files.federation, {FEDERATION_SERVICE: PeerRule(frozenset({Role.OPERATOR}))}
+    )
+    return await start_server(
+        listen,
+        [federation_api],
+        [FEDERATION_SERVICE],
+        interceptors=[operators, auth],
+        credentials=server_credentials(tls, require_client_cert=True),
+    )
 
 
 @dataclass
@@ -45,6 +71,7 @@ class RunningRouter:
     revocations: Revocations
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     status: StatusServer | None = None  # the read-only status page, when asked for
+    admin: RunningServer | None = None  # the Federation API on its own mTLS port, when asked for
 
     async def refresh_revocations(self) -> None:
         await self.revocations.refresh()
@@ -57,11 +84,17 @@ class RunningRouter:
     def status_port(self) -> int | None:
         return self.status.port if self.status else None
 
+    @property
+    def admin_port(self) -> int | None:
+        return self.admin.port if self.admin else None
+
     async def stop(self) -> None:
         if self.status is not None:
             await self.status.stop()
         with contextlib.suppress(Exception):
             await self.directory.leave()  # peers stop seeing us at once, not after the TTL
+        if self.admin is not None:
+            await self.admin.stop(grace_s=1.0)
         await self.server.stop(grace_s=1.0)
         for task in self.tasks:
             task.cancel()
@@ -81,6 +114,7 @@ async def start_router(
     clock_ms: Callable[[], int] = wall_clock_ms,
     probe: ProbeCheck | None = None,
     tls: ReloadingTls | None = None,
+    admin_listen: str | None = None,
 ) -> RunningRouter:
     """`status_listen` ("host:port"), when given, also serves the read-only status page there.
     `clock_ms` and `probe` (how one health probe is made and timed) are for in-process test harnesses
@@ -88,7 +122,9 @@ async def start_router(
 
     With `tls` (the router's certificate) users reach the router over TLS (their token says who they
     are; no client certificate is asked), and the router dials cells and probes peers with mTLS, each
-    server proving its role and site."""
+    server proving its role and site. `admin_listen` moves the Federation API to a port of its own that
+    also demands an operator's certificate (grpc's Python server cannot ask for a certificate without
+    requiring it, so users and operators cannot share one port)."""
     metrics = metrics or RouterMetrics(settings.site_id)
     directory = Directory(store, settings, clock_ms)
     revocations = Revocations(store.revocations)
@@ -138,16 +174,26 @@ async def start_router(
     groups = GroupSites(directory, cells, prober.reachable, settings.enrich_timeout_s)
     compute = ComputeServicer(settings, placement, creator, ops, lister, count, groups)
     federation = FederationServicer(settings, directory, prober, placement, cells, clock_ms, count)
+    compute_api = lambda s: compute_pb2_grpc.add_ComputeServiceServicer_to_server(compute, s)  # noqa: E731
+    federation_api = lambda s: federation_pb2_grpc.add_FederationServiceServicer_to_server(federation, s)  # noqa: E731
+    auth = AuthInterceptor(keyring, revoked=revocations.current)
+    public = [(compute_api, COMPUTE_SERVICE)] + (
+        [] if admin_listen else [(federation_api, FEDERATION_SERVICE)]
+    )
     server = await start_server(
         listen,
-        [
-            lambda s: compute_pb2_grpc.add_ComputeServiceServicer_to_server(compute, s),
-            lambda s: federation_pb2_grpc.add_FederationServiceServicer_to_server(federation, s),
-        ],
-        ["cellfed.v1.ComputeService", "cellfed.v1.FederationService"],
-        interceptors=[AuthInterceptor(keyring, revoked=revocations.current)],
+        [api for api, _ in public],
+        [name for _, name in public],
+        interceptors=[auth],
         credentials=None if tls is None else server_credentials(tls, require_client_cert=False),
     )
+    admin = None
+    if admin_listen:
+        try:
+            admin = await _start_admin(admin_listen, federation_api, auth, tls)
+        except Exception:  # e.g. no TLS, or the address is taken: leave nothing running behind
+            await server.stop(0)
+            raise
     if not directory.advertise:
         directory.advertise = f"{listen.rpartition(':')[0]}:{server.port}"
     reporter = Reporter(settings, store.routers, metrics, prober.rtt_by_site, clock_ms)
@@ -159,7 +205,7 @@ async def start_router(
     await directory.announce()
     await directory.refresh()
     await prober.probe_all()
-    running = RunningRouter(settings, directory, prober, server, cells, revocations)
+    running = RunningRouter(settings, directory, prober, server, cells, revocations, admin=admin)
     running.tasks = [
         asyncio.create_task(every(settings.heartbeat_s, heartbeat, "heartbeat")),
         # Within a heartbeat of reaching this DC, a revocation is honoured here.

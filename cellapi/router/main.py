@@ -41,6 +41,7 @@ class RouterProcess:
     metrics_listen: str
     status_listen: str  # "": no status page
     tls: ReloadingTls | None = None
+    admin_listen: str = ""  # "": the Federation API shares `listen`
 
 
 @click.group("router")
@@ -83,6 +84,10 @@ def router_cli() -> None:
     help="Dial ENDPOINT through VIA (a tunnel, NAT or WAN-emulating proxy); repeatable.",
 )
 @click.option("--enrich-timeout-s", default=0.5, show_default=True, help="Per-cell deadline when listing.")
+@click.option(
+    "--admin-listen", default="", metavar="HOST:PORT",
+    help="Serve the Federation API here only, to operators' certificates (needs --tls-dir).",
+)  # fmt: skip
 @tls_options
 def serve_command(**flags: Any) -> None:
     """Runs one router until SIGTERM."""
@@ -94,7 +99,7 @@ def router_process(
     *, router_id: str, site_id: str, region: str, lat: float, lon: float, listen: str, advertise: str,
     metrics_listen: str, status_listen: str, contact_points: str, local_dc: str, global_keyspace: str,
     keys_dir: Path, dial: tuple[str, ...], enrich_timeout_s: float, tls_dir: Path | None = None,
-    tls_name: str = "",
+    tls_name: str = "", admin_listen: str = "",
 ) -> RouterProcess:  # fmt: skip
     """The flags of `router serve` (one keyword each), validated into one frozen value."""
     try:
@@ -113,9 +118,14 @@ def router_process(
     )  # fmt: skip
     points = tuple(p.strip() for p in contact_points.split(",") if p.strip())
     tls = load_component_tls(tls_dir, tls_name, site_id, Role.ROUTER, router_id)
+    if admin_listen and tls is None:
+        raise click.UsageError(
+            "--admin-listen needs --tls-dir: the admin port demands operators' certificates"
+        )
     return RouterProcess(
-        settings, points, local_dc, global_keyspace, keys_dir, listen, metrics_listen, status_listen, tls
-    )
+        settings, points, local_dc, global_keyspace, keys_dir, listen, metrics_listen, status_listen, tls,
+        admin_listen,
+    )  # fmt: skip
 
 
 def _dial_map(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -153,10 +163,14 @@ async def serve(process: RouterProcess, levels: Levels | None = None) -> None:
     running = await start_router(
         settings, store, keyring, listen=process.listen, metrics=metrics,
         status_listen=process.status_listen or None, tls=process.tls,
+        admin_listen=process.admin_listen or None,
     )  # fmt: skip
     log.info("router %s ready on port %d", settings.router_id, running.port)
     status = "off" if running.status_port is None else running.status_port
-    announce_ready("router", settings.router_id, port=running.port, metrics=metrics_port, status=status)
+    admin = "off" if running.admin_port is None else running.admin_port
+    announce_ready(
+        "router", settings.router_id, port=running.port, metrics=metrics_port, status=status, admin=admin
+    )
     await until_stopped()
     await running.stop()
     await session.aclose()

@@ -114,7 +114,9 @@ class HarnessCell:
 
 
 class Harness:
-    def __init__(self, sites: Sequence[SiteSpec], workdir: Path, *, tls: bool = False) -> None:
+    def __init__(
+        self, sites: Sequence[SiteSpec], workdir: Path, *, tls: bool = False, admin_port: bool = False
+    ) -> None:
         self.clock = ManualClock(start_ms=time.time_ns() // 1_000_000)
         self.store = MemoryStore(self.clock.now_ms, region=sites[0].region)
         self.index = HeldIndex(self.store.index)
@@ -130,6 +132,7 @@ class Harness:
         # With tls, every link is what production runs under mTLS: users reach routers over TLS, routers
         # dial cells and agents their controller's own port with certificates of this PKI.
         self.pki = HarnessPki(workdir, {s.region for s in sites}) if tls else None
+        self._admin_port = admin_port  # routers serve the Federation API on an operators' mTLS port
 
     # -- assembly --------------------------------------------------------------------------------------
     @classmethod
@@ -142,12 +145,13 @@ class Harness:
         routers: Iterable[str] | None = None,
         router_settings: Mapping[str, Any] | None = None,
         tls: bool = False,
+        admin_port: bool = False,
     ) -> AsyncIterator[Harness]:
         """Sites, their cells (each with its fake agents connected) and a router at each site in
         `routers` (default: every site), synced once. `router_settings` overrides RouterSettings fields (e.g.
         cell_timeout_s) for every router."""
         with tempfile.TemporaryDirectory(prefix="cellfed-harness-") as workdir:
-            h = cls(sites, Path(workdir), tls=tls)
+            h = cls(sites, Path(workdir), tls=tls, admin_port=admin_port)
             try:
                 with_router = list(routers) if routers is not None else [s.site_id for s in sites]
                 await h._put_sites(without=with_router)
@@ -188,6 +192,7 @@ class Harness:
             settings, self.view(site.region), KeyRing(self._keys), listen="127.0.0.1:0",
             clock_ms=self.clock.now_ms, probe=lambda endpoint: self._probe(site_id, endpoint),
             tls=self.pki and self.pki.component(site.region, site_id, Role.ROUTER, "r1"),
+            admin_listen="127.0.0.1:0" if self._admin_port else None,
         )  # fmt: skip
         self.routers[site_id] = router
         return router

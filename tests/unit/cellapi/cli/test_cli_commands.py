@@ -95,16 +95,24 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
     client = FakeClient()
     made: list[tuple[Any, ...]] = []
 
-    def factory(routers: list[str], token: str, *, timeout_s: float, ca: bytes | None) -> FakeClient:
+    def factory(
+        routers: list[str],
+        token: str,
+        *,
+        timeout_s: float,
+        ca: bytes | None,
+        identity: tuple[bytes, bytes] | None,
+    ) -> FakeClient:
         made.append((routers, token, timeout_s))
-        client.ca = ca  # type: ignore[attr-defined]
+        client.ca, client.identity = ca, identity  # type: ignore[attr-defined]
         return client
 
     monkeypatch.setattr(cli_session, "Client", factory)
     monkeypatch.setattr(cli_wait, "RECONNECT_PAUSE_S", 0.0)
     monkeypatch.delenv("CELLFED_ROUTERS", raising=False)
     monkeypatch.delenv("CELLFED_TOKEN", raising=False)
-    monkeypatch.delenv("CELLFED_CA", raising=False)
+    for name in ("CELLFED_CA", "CELLFED_CERT", "CELLFED_KEY"):
+        monkeypatch.delenv(name, raising=False)
     client.made = made  # type: ignore[attr-defined]
     return client
 
@@ -324,3 +332,24 @@ def test_ca_from_the_flag_or_the_environment_makes_the_client_talk_tls(
     ca.write_text("not a certificate")
     result = cellctl("--ca", str(ca), "get", IID)
     assert result.exit_code == 2 and "holds no PEM certificate" in result.stderr
+
+
+def test_an_operators_certificate_goes_with_the_ca_for_an_admin_port(
+    fake: FakeClient, tmp_path: Path
+) -> None:
+    ca, cert, key = tmp_path / "ca.crt", tmp_path / "op.chain.pem", tmp_path / "op.key"
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    cert.write_bytes(b"-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n")
+    key.write_bytes(b"-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n")
+    assert cellctl("--ca", str(ca), "--cert", str(cert), "--key", str(key), "get", IID).exit_code == 0
+    assert fake.identity == (cert.read_bytes(), key.read_bytes())  # type: ignore[attr-defined]
+    env = {"CELLFED_CA": str(ca), "CELLFED_CERT": str(cert), "CELLFED_KEY": str(key)}
+    assert cellctl("get", IID, env=env).exit_code == 0 and fake.identity is not None  # type: ignore[attr-defined]
+    for args, says in (
+        (["--ca", str(ca), "--cert", str(cert)], "give both --cert and --key"),
+        (["--cert", str(cert), "--key", str(key)], "--cert needs --ca"),
+        (["--ca", str(ca), "--cert", str(key), "--key", str(key)], "holds no PEM certificate"),
+        (["--ca", str(ca), "--cert", str(cert), "--key", str(cert)], "holds no PEM private key"),
+    ):
+        result = cellctl(*args, "get", IID)
+        assert result.exit_code == 2 and says in result.stderr, result.stderr

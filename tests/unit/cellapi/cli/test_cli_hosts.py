@@ -54,7 +54,7 @@ class FakeClient:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
     client = FakeClient()
-    monkeypatch.setattr(cli_session, "Client", lambda routers, token, *, timeout_s, ca: client)
+    monkeypatch.setattr(cli_session, "Client", lambda routers, token, *, timeout_s, ca, identity: client)
     return client
 
 

@@ -109,7 +109,7 @@ class Sites:
 
 def top(monkeypatch: pytest.MonkeyPatch, script: list[Any], *args: str) -> tuple[Result, Sites]:
     fake = Sites(script)
-    monkeypatch.setattr(cli_session, "Client", lambda routers, token, *, timeout_s, ca: fake)
+    monkeypatch.setattr(cli_session, "Client", lambda routers, token, *, timeout_s, ca, identity: fake)
     result = CliRunner().invoke(cli, ["--router", "r1:1", "--token", "t", *args])
     return result, fake
 

@@ -20,6 +20,8 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 from cellapi.auth import generate_keypair, mint, read_private_key
+from cellapi.client import Client
+from fedlib.errors import CellfedError
 from fedlib.pki.identity import Role
 from fedrpc.channel import SecureTarget, open_channel
 from tests.inprocess.harness import SITES, Harness, cells, create_request
@@ -200,3 +202,54 @@ async def test_an_agent_may_connect_only_as_the_host_its_certificate_names() -> 
             assert "may connect as host par1-c1-h9 only" in (err.value.details() or "")
         statuses = {host.host: host.up for host in (await par1.status()).hosts}
         assert statuses[victim] is True  # the real host kept its session
+
+
+async def test_an_admin_port_serves_operators_only_and_the_public_port_no_longer_serves_them() -> None:
+    async with Harness.running(SITES, cells(), routers=["par1"], tls=True, admin_port=True) as h:
+        assert h.pki is not None
+        router = h.routers["par1"]
+        assert router.admin_port is not None
+        admin_token = h.token("ops", roles=("admin", "user"))
+        ca = h.pki.ca_pem
+
+        def client(port: int, identity: tuple[bytes, bytes] | None, token: str = admin_token) -> Client:
+            return Client([f"127.0.0.1:{port}"], token, ca=ca, identity=identity, timeout_s=3)
+
+        def identity_of(role: Role) -> tuple[bytes, bytes]:
+            files = h.pki.component("eu-west", "par1", role, "matrix").files  # type: ignore[union-attr]
+            return files.cert.read_bytes(), files.key.read_bytes()
+
+        operator = identity_of(Role.OPERATOR)
+        outcomes = {}
+        cases = {
+            "operator cert + admin token, admin port": (router.admin_port, operator, admin_token),
+            "operator cert + user token, admin port": (router.admin_port, operator, h.token("ops")),
+            "router cert + admin token, admin port": (
+                router.admin_port,
+                identity_of(Role.ROUTER),
+                admin_token,
+            ),
+            "no cert + admin token, admin port": (router.admin_port, None, admin_token),
+            "admin token, public port": (router.port, None, admin_token),
+        }
+        for what, (port, identity, token) in cases.items():
+            c = client(port, identity, token)
+            try:
+                await c.sites()
+                outcomes[what] = "OK"
+            except CellfedError as exc:
+                outcomes[what] = exc.rpc_code.name if exc.rpc_code is not None else type(exc).__name__
+            finally:
+                await c.close()
+        assert outcomes == {
+            "operator cert + admin token, admin port": "OK",
+            "operator cert + user token, admin port": "PERMISSION_DENIED",  # the token's role still counts
+            "router cert + admin token, admin port": "PERMISSION_DENIED",  # operators' certificates only
+            "no cert + admin token, admin port": "UNAVAILABLE",  # no TLS session without a certificate
+            "admin token, public port": "UNIMPLEMENTED",  # the Federation API moved to the admin port
+        }, outcomes
+        user = client(router.port, None, h.token())
+        try:
+            assert (await user.create(create_request("still-served"))).instance_id  # Compute stays public
+        finally:
+            await user.close()
