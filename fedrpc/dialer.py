@@ -44,6 +44,11 @@ class Dialer:
     def secure(self) -> bool:
         return self._tls is not None
 
+    def generations(self) -> frozenset[int]:
+        """The certificate generations the channels held now were made under (a rotation is complete
+        once this is only the newest)."""
+        return frozenset(entry.generation for entry in self._entries.values())
+
     def stub(
         self, stub_class: Callable[[grpc.aio.Channel], _Stub], endpoint: str, site: str, role: Role
     ) -> _Stub:

@@ -27,11 +27,11 @@ class CellClients:
         dialer: Dialer | None = None,
         reachable: Callable[[str], bool] = lambda cell_id: True,
     ) -> None:
-        self._dialer, self._reachable = dialer or Dialer(), reachable
+        self.dialer, self._reachable = dialer or Dialer(), reachable
 
     def stub(self, cell: Cell) -> cell_pb2_grpc.CellServiceStub:
         # Under mTLS the cell must present its site's cell certificate (fedrpc.dialer).
-        return self._dialer.stub(cell_pb2_grpc.CellServiceStub, cell.endpoint, cell.site_id, Role.CELL)
+        return self.dialer.stub(cell_pb2_grpc.CellServiceStub, cell.endpoint, cell.site_id, Role.CELL)
 
     async def call(self, cell: Cell, method: str, request: Any, timeout_s: float) -> Any:
         try:
@@ -42,4 +42,4 @@ class CellClients:
             raise error_from_rpc(exc, target=f"site {cell.site_id} (cell {cell.cell_id})") from None
 
     async def close(self) -> None:
-        await self._dialer.close()
+        await self.dialer.close()
