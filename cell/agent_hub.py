@@ -36,6 +36,9 @@ class _Session:
     def __init__(self, host: str) -> None:
         self.host = host
         self.outbound: asyncio.Queue[agent_pb2.ControllerMessage | None] = asyncio.Queue(_OUTBOUND_QUEUE)
+        # The agent closed its side on purpose (to redial with a re-issued certificate): a crash or a stop
+        # breaks the stream instead, and only that takes the host out of placement at once.
+        self.ended_cleanly = False
 
 
 class AgentHub(agent_pb2_grpc.AgentServiceServicer):
@@ -106,7 +109,12 @@ class AgentHub(agent_pb2_grpc.AgentServiceServicer):
             reader.cancel()
             if self._sessions.get(host) is session:
                 del self._sessions[host]
-                await self.listener.host_disconnected(host)
+                if session.ended_cleanly:
+                    # It redials at once; until then it stays up only while its last heartbeat is fresh
+                    # (the host grace), exactly as a silent host would.
+                    log.info("host %s closed its stream to reconnect", host)
+                else:
+                    await self.listener.host_disconnected(host)
 
     async def _read(
         self, host: str, session: _Session, request_iterator: AsyncIterator[agent_pb2.AgentMessage]
@@ -114,6 +122,7 @@ class AgentHub(agent_pb2_grpc.AgentServiceServicer):
         try:
             async for message in request_iterator:
                 await self._dispatch(host, message)
+            session.ended_cleanly = True  # the agent half-closed: no error, no cancel
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         except Exception:  # a bug in handling one message must not kill the host's stream silently
