@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from cellfed.v1 import common_pb2
+from cellfed.v1 import common_pb2, federation_pb2
 from rich.console import Console
 from rich.table import Table
 
@@ -16,10 +16,16 @@ _TAKING_WORK = frozenset({common_pb2.HEALTHY, common_pb2.DEGRADED})
 
 
 async def wait_ready(
-    fed: LocalFederation, timeout_s: float = 90, healths: frozenset[int] = _TAKING_WORK
+    fed: LocalFederation,
+    timeout_s: float = 90,
+    healths: frozenset[int] = _TAKING_WORK,
+    reported_since_ms: int | None = None,
 ) -> None:
     """Every router sees every cell with hosts up and a health in `healths` (by default those that take
-    work: HEALTHY, or DEGRADED, slow but placeable)."""
+    work: HEALTHY, or DEGRADED, slow but placeable). With `reported_since_ms` (wall clock), the hosts-up
+    figure must come from a capacity report made at or after it: after a cell restarts, the probe finds
+    it at once while the capacity row is still the one it wrote before, with hosts its agents have not
+    yet reconnected."""
     deadline = time.monotonic() + timeout_s
     for s in fed.router_sites():
         admin = Client([fed.router(s.site)], fed.tokens["admin"], ca=fed.ca)
@@ -27,7 +33,14 @@ async def wait_ready(
             while True:
                 view = await admin.sites()
                 cells = [c for site in view.sites for c in site.cells]
-                ok = [c for c in cells if c.capacity.hosts_up > 0 and c.health in healths]
+                now_ms = time.time() * 1000
+                ok = [
+                    c
+                    for c in cells
+                    if c.capacity.hosts_up > 0
+                    and c.health in healths
+                    and (reported_since_ms is None or _reported_at_ms(c, now_ms) >= reported_since_ms)
+                ]
                 if len(ok) == len(fed.sites):
                     break
                 if time.monotonic() > deadline:
@@ -35,6 +48,10 @@ async def wait_ready(
                 await asyncio.sleep(0.5)
         finally:
             await admin.close()
+
+
+def _reported_at_ms(cell: federation_pb2.CellView, now_ms: float) -> float:
+    return now_ms - cell.capacity_age.ToMilliseconds()
 
 
 async def print_sites(console: Console, fed: LocalFederation, from_site: str | None = None) -> None:
