@@ -30,6 +30,7 @@ from cell.placement import HostView, Policy
 from cell.publisher import Publisher
 from cell.records import CellInstance, InstanceSpec, from_row, to_row
 from cell.request_claims import SweepSettings
+from fedlib.networks import ProviderNetwork
 from fedrpc import failpoints
 from replication.cell_records import CellRecords, HostRow
 
@@ -60,9 +61,11 @@ class ControllerSettings:
     leases: LeaseSettings = field(default_factory=LeaseSettings)  # host leases and fencing (cell.leases)
     # Duplicates of one request id, settled by the cells (cell.request_claims).
     claim_sweep: SweepSettings = field(default_factory=SweepSettings)
+    networks: tuple[ProviderNetwork, ...] = ()  # the cell's provider networks (fedlib.networks)
 
     def core(self) -> CoreSettings:
-        return CoreSettings(self.cell_id, self.policy, self.host_grace_ms, self.build_timeout_ms, self.leases)
+        return CoreSettings(self.cell_id, self.policy, self.host_grace_ms, self.build_timeout_ms, self.leases,
+                            self.networks)  # fmt: skip
 
 
 class CellController:
@@ -141,7 +144,11 @@ class CellController:
                 self.metrics.placement_seconds.labels(self.settings.cell_id).observe(
                     time.perf_counter() - started
                 )
-            await self._persist(ready)
+            try:
+                await self._persist(ready)
+            except BaseException:
+                self.core.burn_macs(ready)
+                raise
             if isinstance(event, ev.BuildRequested):
                 failpoints.hit(f"cell.{self.settings.cell_id}.build-persisted")
             self.core.advance(ready)

@@ -19,10 +19,14 @@ from dataclasses import dataclass, field, replace
 from cell import events as ev
 from cell import lifecycle as lc
 from cell.hosts import HostState, HostTable, is_up
+from cell.ipam import DEFAULT_QUARANTINE_MS, AddressRecord, Allocations
 from cell.leases import LeaseSettings, LeaseState, check_evacuation, lease_state, may_renew, next_generation
 from cell.placement import CapacityLedger, Claim, HostCapacity, HostView, PlacementRequest, Policy, place
-from cell.records import CellInstance
-from fedlib.errors import AlreadyExists, NotFound, ResourceExhausted, Unavailable
+from cell.records import CellInstance, Port
+from fedlib.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from fedlib.macs import mac_for
+from fedlib.names import shown
+from fedlib.networks import ProviderNetwork, default_network
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,10 @@ class CoreSettings:
     host_grace_ms: int = 3_000  # fast detection: out of placement after this much silence
     build_timeout_ms: int = 120_000
     leases: LeaseSettings = field(default_factory=LeaseSettings)
+    # The cell's provider networks (fedlib.networks): every build gets one NIC on each it asks for, or on
+    # the default one. None declared: instances have no NIC (a cell that only runs batch work).
+    networks: tuple[ProviderNetwork, ...] = ()
+    address_quarantine_ms: int = DEFAULT_QUARANTINE_MS
 
 
 class CellCore:
@@ -45,6 +53,8 @@ class CellCore:
         self._on_host: dict[str, set[str]] = {}  # host id -> ids of instances placed there
         self._building: set[str] = set()  # ids in BUILDING: what a tick checks for timeouts
         self._superseded: dict[str, int] = {}  # id -> generation, for instances evacuated at least once
+        self.ipam = Allocations({n.name: n for n in settings.networks}, settings.address_quarantine_ms)
+        self.next_mac = 0  # the cell's MAC sequence (fedlib.macs): never handed out twice
 
     @classmethod
     def restore(
@@ -70,6 +80,12 @@ class CellCore:
             if i.holds_claim and i.record.host_id in core.hosts.ids()
         ]  # fmt: skip
         core.ledger = CapacityLedger((_capacity_of(h) for h in hosts), claims)
+        # Addresses and MACs come back from the records alone: one allocated by a build whose record was
+        # never written was never seen by a guest, so forgetting it neither leaks nor doubles anything.
+        core.ipam = Allocations.from_records(
+            settings.networks, _address_records(instances), quarantine_ms=settings.address_quarantine_ms
+        )
+        core.next_mac = 1 + max((p.mac_sequence for i in instances for p in i.ports), default=-1)
         for inst in instances:
             core._install(inst)
         core._views = {h.host_id: core._view(core.ledger, h, 0) for h in hosts}
@@ -103,6 +119,10 @@ class CellCore:
     def host_views(self, now_ms: int) -> list[HostView]:
         """Every host's placement view with liveness as of `now_ms` (only a flipped host is rebuilt)."""
         return [self._fresh(v, now_ms) for _, v in sorted(self._views.items())]
+
+    def free_addresses(self, now_ms: int) -> dict[str, int]:
+        """Per provider network, the IPv4 addresses a build could get now."""
+        return {n.name: self.ipam.free_count(n.name, now_ms) for n in self.settings.networks}
 
     def recently_changed(self, now_ms: int, window_ms: int) -> list[CellInstance]:
         return [i for i in self._instances.values() if now_ms - i.record.updated_ms <= window_ms]
@@ -142,7 +162,15 @@ class CellCore:
             self.hosts.upsert(host)
         if ready.ledger is not None:
             self.ledger = ready.ledger
+        if ready.ipam is not None:
+            self.ipam = ready.ipam
+        self.burn_macs(ready)
         self._views.update(ready.views)
+
+    def burn_macs(self, ready: ev.Ready) -> None:
+        """MACs a step handed out are used up whether or not its rows were stored: a write that timed out
+        may still have landed, and a MAC is cheap (2^24 per cell) where a duplicate on a segment is not."""
+        self.next_mac = max(self.next_mac, ready.next_mac)
 
     # -- internals ------------------------------------------------------------------------------------
     def _install(self, inst: CellInstance) -> None:
@@ -212,6 +240,8 @@ class _Batch:
         self.lease_lost: list[str] = []
         self.host_result: HostState | None = None
         self.evacuation: ev.Evacuation | None = None
+        self._ipam: Allocations | None = None  # the core's, copied on this step's first change
+        self.next_mac = core.next_mac
 
     def instance(self, instance_id: str) -> CellInstance | None:
         return self.changed.get(instance_id) or self.core.get(instance_id)
@@ -232,14 +262,48 @@ class _Batch:
             )
         if self.core.drained:
             raise Unavailable(f"cell {self.core.settings.cell_id} is drained and takes no new instances")
+        # Addresses first: a full pool is a cell-wide refusal, whatever host would have had room.
+        ports = self._ports(spec.instance_id, self._networks_of(spec.networks))
         group = spec.spread_group or None
         host_id = self._place(PlacementRequest(spec.flavor, self.core.settings.policy, group))
         self.ledger, _ = self.ledger.claim(host_id, spec.instance_id, spec.flavor, group)
         self.ledger_changed = True
         self.touched.add(host_id)
         record, actions = lc.create(spec.instance_id, host_id, self.now)
-        self.result = self._record(CellInstance(spec, record, holds_claim=True), actions,
+        self.result = self._record(CellInstance(spec, record, holds_claim=True, ports=ports), actions,
                                    "build requested", spec.request_id)  # fmt: skip
+
+    def _networks_of(self, asked: tuple[str, ...]) -> tuple[str, ...]:
+        declared = self.core.settings.networks
+        if not asked:
+            return (default_network(declared).name,) if declared else ()
+        names = {n.name for n in declared}
+        for i, name in enumerate(asked):
+            if name not in names:
+                raise InvalidArgument(
+                    f"networks[{i}]: cell {self.core.settings.cell_id} has no network {shown(name)}",
+                    field=f"networks[{i}]",
+                )
+            if name in asked[:i]:
+                raise InvalidArgument(
+                    f"networks[{i}]: network {shown(name)} asked for twice (one NIC per network)",
+                    field=f"networks[{i}]",
+                )
+        return asked
+
+    def _ports(self, instance_id: str, networks: tuple[str, ...]) -> tuple[Port, ...]:
+        ports = []
+        for name in networks:
+            ipv4 = self._addresses().allocate(instance_id, name, self.now)
+            mac = mac_for(self.core.settings.cell_id, self.next_mac)
+            ports.append(Port(name, mac, self.next_mac, ipv4))
+            self.next_mac += 1
+        return tuple(ports)
+
+    def _addresses(self) -> Allocations:
+        if self._ipam is None:
+            self._ipam = self.core.ipam.copy()
+        return self._ipam
 
     def _place(self, request: PlacementRequest) -> str:
         """Placement over the cached views; a chosen host that went silent since the last tick sends
@@ -361,7 +425,7 @@ class _Batch:
                 self.ledger = self.ledger.release(iid)
                 self.ledger_changed = True
             reason = f"evacuated from host {host.host_id}" + (f" to {target}" if target else "")
-            self._record(CellInstance(inst.spec, record, holds), actions, reason)
+            self._record(replace(inst, record=record, holds_claim=holds), actions, reason)
             moved.append(ev.Moved(iid, target, record.generation, record.state))
         self.evacuation = ev.Evacuation(host.host_id, tuple(moved), tuple(stayed))
 
@@ -447,7 +511,7 @@ class _Batch:
         if record is inst.record:
             return inst
         holds = inst.holds_claim and not any(isinstance(a, lc.ReleaseCapacity) for a in actions)
-        new = self._record(CellInstance(inst.spec, record, holds), actions, reason)
+        new = self._record(replace(inst, record=record, holds_claim=holds), actions, reason)
         first_build = inst.record.generation == 1
         if (
             first_build
@@ -464,6 +528,9 @@ class _Batch:
     ) -> CellInstance:
         rec = inst.record
         self.changed[inst.spec.instance_id] = inst
+        if rec.state is lc.State.DELETED:  # its addresses wait out the quarantine, then are free again
+            for port in inst.ports:
+                self._addresses().release(inst.spec.instance_id, port.network, self.now)
         self.notify.append((inst, reason))
         self.log.append(ev.LogEntry(inst.spec.instance_id, rec.updated_ms, reason, rec.state.value,
                                     rec.fault.message if rec.fault else "", request_id))  # fmt: skip
@@ -503,7 +570,16 @@ class _Batch:
             lease_lost=tuple(self.lease_lost),
             host_result=self.host_result,
             evacuation=self.evacuation,
+            ipam=self._ipam,
+            next_mac=self.next_mac,
         )
+
+
+def _address_records(instances: Iterable[CellInstance]) -> Iterable[AddressRecord]:
+    for inst in instances:
+        deleted_at = inst.record.updated_ms if inst.record.state is lc.State.DELETED else None
+        for port in inst.ports:
+            yield AddressRecord(inst.spec.instance_id, port.network, port.ipv4, deleted_at)
 
 
 def _capacity_of(host: HostState) -> HostCapacity:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from cell import lifecycle as lc
 from cell.hosts import HostState
+from cell.ipam import Allocations
 from cell.placement import CapacityLedger, HostView
 from cell.records import CellInstance, InstanceSpec
 
@@ -184,6 +185,8 @@ class Ready:
     lease_lost: tuple[str, ...] = ()  # hosts whose heartbeat was refused: their lease is dead, fence
     host_result: HostState | None = None  # the answer to an operator's host request
     evacuation: Evacuation | None = None
+    ipam: Allocations | None = None  # the new address allocations when addresses were taken or freed
+    next_mac: int = 0  # the cell's MAC sequence after this step
 
     @property
     def changes_state(self) -> bool:

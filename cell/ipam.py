@@ -65,6 +65,13 @@ class Allocations:
                 state._quarantined[key] = max(state._quarantined.get(key, 0), until)
         return state
 
+    def copy(self) -> Allocations:
+        """An independent copy: the core's step changes a copy, and the controller installs it only once
+        the step's rows are stored (the capacity ledger's copy-on-write, for addresses)."""
+        return Allocations(
+            self.networks, self.quarantine_ms, dict(self._held), dict(self._quarantined), dict(self._of)
+        )
+
     def allocate(self, instance_id: str, network: str, now_ms: int) -> ipaddress.IPv4Address | None:
         """The instance's IPv4 address on `network` (the same one again for a replay), or None where the
         network has no IPv4 subnet; ResourceExhausted when every pool address is held or quarantined."""

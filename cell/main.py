@@ -4,6 +4,7 @@ frozen CellProcess, connects the store, starts the servers, and stops cleanly on
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,9 @@ from cell.leases import LeaseSettings
 from cell.metrics import CellMetrics
 from cell.placement import Policy
 from cell.reassert_pacing import Pacing
+from fedlib.errors import InvalidArgument
 from fedlib.names import check_id, keyspace_for_cell
+from fedlib.networks import ProviderNetwork, parse_networks
 from fedlib.pki.identity import Role
 from fedrpc.metrics_http import serve_metrics
 from fedrpc.process import announce_ready, log_to_stderr, until_stopped
@@ -93,6 +96,10 @@ def cell_cli() -> None:
     "--reassert-rows-per-s", default=200.0, show_default=True,
     help="Rate limit of the re-assert sweep (rows written per second); it wins over the period.",
 )  # fmt: skip
+@click.option(
+    "--networks-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="JSON list of the cell's provider networks (docs/networks.md); without it, guests get no NIC.",
+)  # fmt: skip
 @tls_options
 def serve_command(**flags: Any) -> None:
     """Runs one cell controller until SIGTERM."""
@@ -105,7 +112,7 @@ def cell_process(
     contact_points: str, local_dc: str, global_keyspace: str, policy: str, host_grace_s: float,
     build_timeout_s: float, lease_s: float = 30.0, lease_margin_s: float = 3.0, fence_s: float = 15.0,
     reassert_period_s: float = 300.0, reassert_rows_per_s: float = 200.0, agent_listen: str = "",
-    tls_dir: Path | None = None, tls_name: str = "",
+    tls_dir: Path | None = None, tls_name: str = "", networks_file: Path | None = None,
 ) -> CellProcess:  # fmt: skip
     """The flags of `cell serve` (one keyword each), validated into one frozen value."""
     try:
@@ -118,6 +125,7 @@ def cell_process(
         host_grace_ms=int(host_grace_s * 1000), build_timeout_ms=int(build_timeout_s * 1000),
         leases=LeaseSettings(int(lease_s * 1000), int(lease_margin_s * 1000), int(fence_s * 1000)),
         reassert_period_s=reassert_period_s, reassert_rows_per_s=reassert_rows_per_s,
+        networks=read_networks(networks_file) if networks_file is not None else (),
     )  # fmt: skip
     try:
         Pacing(int(reassert_period_s * 1000), reassert_rows_per_s)
@@ -129,6 +137,26 @@ def cell_process(
         settings, points, local_dc, global_keyspace, listen, advertise or None, metrics_listen,
         agent_listen or None, tls, load_revocations(tls_dir),
     )  # fmt: skip
+
+
+_NETWORKS_FILE_MAX = 1 << 20
+_FLAG = "--networks-file"
+
+
+def read_networks(path: Path) -> tuple[ProviderNetwork, ...]:
+    """The cell's declared networks, refused at start (naming the field) rather than at a guest's build."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(_NETWORKS_FILE_MAX + 1)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint=_FLAG) from None
+    if len(data) > _NETWORKS_FILE_MAX:
+        raise click.BadParameter(f"{path} is larger than 1 MiB", param_hint=_FLAG)
+    try:
+        return parse_networks(json.loads(data))
+    except (ValueError, RecursionError, InvalidArgument) as exc:
+        detail = exc.message if isinstance(exc, InvalidArgument) else f"not JSON: {str(exc)[:120]}"
+        raise click.BadParameter(f"{path}: {detail}", param_hint=_FLAG) from None
 
 
 async def serve(process: CellProcess, levels: Levels | None = None) -> None:

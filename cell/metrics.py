@@ -42,6 +42,12 @@ class CellMetrics:
         self.hosts_up = Gauge(
             "cellfed_cell_hosts_up", "Compute hosts with a fresh heartbeat.", ["cell"], registry=r
         )
+        self.addresses_free = Gauge(
+            "cellfed_cell_network_addresses_free",
+            "IPv4 addresses a build could get now, per provider network (not held, not in quarantine).",
+            ["cell", "network"],
+            registry=r,
+        )
         self.heartbeat_age = Gauge(
             "cellfed_cell_agent_heartbeat_age_seconds",
             "Age of each compute agent's last heartbeat.",

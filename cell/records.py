@@ -4,6 +4,7 @@ record (cell.lifecycle.Instance), and the conversion to and from the cell keyspa
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -36,12 +37,29 @@ class InstanceSpec:
     request_id: str = ""
     spread_group: str = ""
     claim: ClaimRef | None = None
+    # The provider networks asked for, one NIC each, in order; empty: the cell's default network.
+    networks: tuple[str, ...] = ()
 
     def same_request(self, other: InstanceSpec) -> bool:
         """A repeated build of the same id must ask for the same thing (created_ms aside)."""
-        return (self.tenant, self.display_name, self.flavor, self.image, self.user_data, self.labels) == (
-            other.tenant, other.display_name, other.flavor, other.image, other.user_data, other.labels,
-        )  # fmt: skip
+        mine = (self.tenant, self.display_name, self.flavor, self.image, self.user_data, self.labels,
+                self.networks)  # fmt: skip
+        theirs = (other.tenant, other.display_name, other.flavor, other.image, other.user_data, other.labels,
+                  other.networks)  # fmt: skip
+        return mine == theirs
+
+
+@dataclass(frozen=True)
+class Port:
+    """One NIC of an instance, decided by the cell at its build and kept for its whole life (an
+    evacuated instance comes back with the same MAC and address): the MAC from the cell's sequence
+    (fedlib.macs), the IPv4 address from the network's pool (cell.ipam). Its IPv6 address, where the
+    network has a /64, is the MAC's EUI-64 one, derived, never stored."""
+
+    network: str
+    mac: str
+    mac_sequence: int
+    ipv4: ipaddress.IPv4Address | None
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,7 @@ class CellInstance:
     spec: InstanceSpec
     record: Instance
     holds_claim: bool  # whether the capacity ledger holds a claim for it (rebuilt from this on restart)
+    ports: tuple[Port, ...] = ()
 
 
 def to_row(inst: CellInstance) -> InstanceRow:
@@ -63,6 +82,14 @@ def to_row(inst: CellInstance) -> InstanceRow:
     }
     if spec.claim is not None:
         extra["request_claim"] = asdict(spec.claim)
+    if spec.networks:
+        extra["networks"] = list(spec.networks)
+    if inst.ports:
+        extra["ports"] = [
+            {"network": p.network, "mac": p.mac, "mac_sequence": p.mac_sequence,
+             "ipv4": str(p.ipv4) if p.ipv4 is not None else None}
+            for p in inst.ports
+        ]  # fmt: skip
     return InstanceRow(
         instance_id=spec.instance_id,
         tenant=spec.tenant,
@@ -95,8 +122,14 @@ def from_row(row: InstanceRow) -> CellInstance:
         request_id=extra.get("request_id", ""),
         spread_group=extra.get("spread_group", ""),
         claim=ClaimRef(**extra["request_claim"]) if "request_claim" in extra else None,
+        networks=tuple(extra.get("networks", ())),
     )
     fault = Fault(row.fault_code, row.fault_message) if row.fault_code else None
     record = Instance(row.instance_id, row.host_id, State(row.status), row.version, row.updated_ms, fault,
                       int(extra.get("generation", 1)))  # fmt: skip
-    return CellInstance(spec, record, bool(extra.get("holds_claim", False)))
+    ports = tuple(
+        Port(p["network"], p["mac"], int(p["mac_sequence"]),
+             ipaddress.IPv4Address(p["ipv4"]) if p.get("ipv4") else None)
+        for p in extra.get("ports", ())
+    )  # fmt: skip
+    return CellInstance(spec, record, bool(extra.get("holds_claim", False)), ports)

@@ -65,6 +65,8 @@ async def refresh_gauges(c: CellController) -> None:
         m.memory.labels(cell, kind).set(value.memory_mb * 1024 * 1024)
         m.disk.labels(cell, kind).set(value.disk_gb * 1024**3)
     m.hosts_up.labels(cell).set(s.hosts_up)
+    for network, free in c.core.free_addresses(now).items():
+        m.addresses_free.labels(cell, network).set(free)
     for host in c.core.hosts.all():
         if host.last_seen_ms is not None:
             m.heartbeat_age.labels(cell, host.host_id).set(max(0, now - host.last_seen_ms) / 1000)

@@ -213,6 +213,7 @@ class Harness:
         settings = ControllerSettings(
             cell_id=spec.cell_id, site_id=spec.site_id, region=cell.site.region,
             build_timeout_ms=int(build_timeout_s * 1000), claim_sweep=SweepSettings(every_s=_PARKED_S),
+            networks=spec.networks,
         )  # fmt: skip
         cell.running = await start_cell(
             settings, cell.records, self.view(cell.site.region), listen="127.0.0.1:0",

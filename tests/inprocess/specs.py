@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from cellfed.v1 import compute_pb2
 
+from fedlib.networks import ProviderNetwork
+from localfed.site_networks import site_network
 from tests.inprocess.agent import HostSpec
 
 
@@ -25,6 +27,7 @@ class CellSpec:
     cell_id: str
     site_id: str
     hosts: tuple[HostSpec, ...] = ()  # default: one roomy host named <cell>-h1
+    networks: tuple[ProviderNetwork, ...] = ()  # the cell's provider networks (none: guests get no NIC)
 
     def host_specs(self) -> tuple[HostSpec, ...]:
         return self.hosts or (HostSpec(f"{self.cell_id}-h1"),)
@@ -40,8 +43,11 @@ SITES = (PAR1, AMS1, NYC1)
 
 def cells(**hosts: Sequence[HostSpec]) -> list[CellSpec]:
     """One cell per site of SITES (<site>-c1), each with one roomy host unless `hosts` says otherwise
-    (keyed by site id)."""
-    return [CellSpec(f"{s.site_id}-c1", s.site_id, tuple(hosts.get(s.site_id, ()))) for s in SITES]
+    (keyed by site id), and each its own provider network from the documentation prefixes."""
+    return [
+        CellSpec(f"{s.site_id}-c1", s.site_id, tuple(hosts.get(s.site_id, ())), (site_network(n),))
+        for n, s in enumerate(SITES)
+    ]
 
 
 def create_request(

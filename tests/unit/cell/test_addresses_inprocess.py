@@ -1,0 +1,69 @@
+"""Addresses through real routers and cells in one process (tests.inprocess.harness): every cell of the
+harness declares its own provider network, so every create in these tests gets a port. A cell whose
+pool is full refuses definitely and the router spills the create to the next site; a controller
+restarted from its keyspace hands out no address or MAC it had handed out before; the free-address
+gauge follows."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from cellfed.v1 import compute_pb2
+
+from cell import upkeep
+from cell.records import CellInstance, from_row
+from fedlib.networks import parse_network
+from tests.inprocess.harness import SITES, Harness, cells, create_request
+
+TINY_POOL = parse_network({
+    "name": "public", "bridge": "br-cellfed", "default": True,
+    "ipv4": {"cidr": "203.0.113.0/29", "gateway": "203.0.113.1", "pool": ["203.0.113.2", "203.0.113.3"]},
+})  # fmt: skip
+
+
+async def stored(h: Harness, cell_id: str) -> list[CellInstance]:
+    return [from_row(r) for r in await h.cells[cell_id].records.load_instances()]
+
+
+async def test_a_full_pool_sends_the_create_to_the_next_site() -> None:
+    specs = [dataclasses.replace(c, networks=(TINY_POOL,)) if c.site_id == "par1" else c for c in cells()]
+    async with Harness.running(SITES, specs) as h:
+        made = [await h.api("par1").CreateInstance(create_request(f"vm-{n}")) for n in range(3)]
+        assert [i.cell for i in made] == ["par1-c1", "par1-c1", "ams1-c1"]
+        par1 = {i.spec.display_name: i.ports for i in await stored(h, "par1-c1")}
+        assert sorted(str(p[0].ipv4) for p in par1.values()) == ["203.0.113.2", "203.0.113.3"]
+        (spilled,) = await stored(h, "ams1-c1")
+        assert [str(p.ipv4) for p in spilled.ports] == ["203.0.113.74"]  # ams1's own /26 (site_network(1))
+        running = h.cells["par1-c1"].running
+        assert running is not None
+        await upkeep.refresh_gauges(running.controller)
+        free = running.controller.metrics.registry.get_sample_value(
+            "cellfed_cell_network_addresses_free", {"cell": "par1-c1", "network": "public"}
+        )
+        assert free == 0
+
+
+async def test_a_restarted_controller_hands_out_no_address_or_mac_twice() -> None:
+    async with Harness.running(SITES, cells()) as h:
+        api = h.api("par1")
+        first = [await api.CreateInstance(create_request(f"before-{n}")) for n in range(3)]
+        await api.DeleteInstance(compute_pb2.DeleteInstanceRequest(name=first[0].name))
+
+        async def deleted() -> bool:
+            return any(i.record.state.value == "DELETED" for i in await stored(h, "par1-c1"))
+
+        await h.until(deleted, "the delete finished")
+        await h.stop_cell("par1-c1")
+        await h.start_cell(h.cells["par1-c1"].spec)  # same keyspace, a new controller
+        await h.sync()
+        for n in range(3):
+            made = await api.CreateInstance(create_request(f"after-{n}"))
+            assert made.cell == "par1-c1"
+        rows = await stored(h, "par1-c1")
+        live = [i for i in rows if i.record.state.value != "DELETED"]
+        addresses = [p.ipv4 for i in live for p in i.ports]
+        macs = [p.mac for i in rows for p in i.ports]
+        assert len(live) == 5 and len(set(addresses)) == 5 and len(set(macs)) == 6
+        gone = next(i for i in rows if i.record.state.value == "DELETED")
+        assert gone.ports[0].ipv4 not in addresses  # still in quarantine
+        assert sorted(p.mac_sequence for i in rows for p in i.ports) == list(range(6))
