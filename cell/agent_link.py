@@ -4,7 +4,7 @@ The controller never builds protobufs itself; the hub only moves them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from cellfed.v1 import agent_pb2
 
@@ -12,7 +12,8 @@ from cell.agent_hub import AgentHub
 from cell.events import LeaseGrant
 from cell.leases import LeaseSettings
 from cell.lifecycle import State, reboot_generation
-from cell.records import CellInstance
+from cell.records import CellInstance, Port
+from fedlib.networks import ProviderNetwork
 from fedrpc.flavors import flavor_to_proto
 
 # What the host should be doing for each stored state. DELETING and ERROR want the domain gone at once
@@ -29,9 +30,10 @@ _DESIRED_POWER = {
 
 
 class AgentLink:
-    def __init__(self, hub: AgentHub, cell_id: str) -> None:
+    def __init__(self, hub: AgentHub, cell_id: str, networks: Sequence[ProviderNetwork] = ()) -> None:
         self._hub = hub
         self._cell_id = cell_id
+        self._networks: Mapping[str, ProviderNetwork] = {n.name: n for n in networks}
 
     def desired_state(
         self,
@@ -76,4 +78,15 @@ class AgentLink:
             spec_version=1,
             cell=self._cell_id,
             generation=inst.record.generation,
+            nics=[self._nic(p) for p in inst.ports],
         )
+
+    def _nic(self, port: Port) -> agent_pb2.Nic:
+        net = self._networks[port.network]  # a port is only ever made on a declared network
+        nic = agent_pb2.Nic(network=net.name, bridge=net.bridge, mac=port.mac, dns=[str(d) for d in net.dns])
+        if net.ipv4 is not None and port.ipv4 is not None:
+            nic.ipv4_address, nic.ipv4_cidr = str(port.ipv4), str(net.ipv4.cidr)
+            nic.ipv4_gateway = str(net.ipv4.gateway)
+        if net.ipv6 is not None:
+            nic.ipv6_prefix, nic.ipv6_gateway = str(net.ipv6.prefix), str(net.ipv6.gateway)
+        return nic

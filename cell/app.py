@@ -119,7 +119,7 @@ async def start_cell(
     )  # fmt: skip
     hub = AgentHub()
     controller = CellController(
-        settings, records, publisher, AgentLink(hub, settings.cell_id), clock_ms, metrics
+        settings, records, publisher, AgentLink(hub, settings.cell_id, settings.networks), clock_ms, metrics
     )
     hub.attach(HostReports(controller))
     await controller.load()

@@ -23,7 +23,14 @@ from cell.ipam import DEFAULT_QUARANTINE_MS, AddressRecord, Allocations
 from cell.leases import LeaseSettings, LeaseState, check_evacuation, lease_state, may_renew, next_generation
 from cell.placement import CapacityLedger, Claim, HostCapacity, HostView, PlacementRequest, Policy, place
 from cell.records import CellInstance, Port
-from fedlib.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from fedlib.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
 from fedlib.macs import mac_for
 from fedlib.names import shown
 from fedlib.networks import ProviderNetwork, default_network
@@ -80,6 +87,7 @@ class CellCore:
             if i.holds_claim and i.record.host_id in core.hosts.ids()
         ]  # fmt: skip
         core.ledger = CapacityLedger((_capacity_of(h) for h in hosts), claims)
+        _check_ports_declared(settings.networks, instances)
         # Addresses and MACs come back from the records alone: one allocated by a build whose record was
         # never written was never seen by a guest, so forgetting it neither leaks nor doubles anything.
         core.ipam = Allocations.from_records(
@@ -573,6 +581,29 @@ class _Batch:
             ipam=self._ipam,
             next_mac=self.next_mac,
         )
+
+
+def _check_ports_declared(networks: Iterable[ProviderNetwork], instances: Iterable[CellInstance]) -> None:
+    """A network still in use cannot be dropped from the declaration, nor its subnet moved from under
+    the addresses its guests hold: the cell refuses to start rather than push NICs nobody can route."""
+    declared = {n.name: n for n in networks}
+    for inst in instances:
+        if inst.record.state is lc.State.DELETED:
+            continue
+        for port in inst.ports:
+            net = declared.get(port.network)
+            if net is None:
+                raise FailedPrecondition(
+                    f"instance {inst.spec.instance_id} has a NIC on network {port.network}, which the "
+                    "cell no longer declares; declare it again or delete the instance first",
+                    field="networks",
+                )
+            if port.ipv4 is not None and (net.ipv4 is None or port.ipv4 not in net.ipv4.cidr):
+                raise FailedPrecondition(
+                    f"instance {inst.spec.instance_id} holds {port.ipv4} on network {port.network}, "
+                    "outside the subnet now declared for it",
+                    field="networks",
+                )
 
 
 def _address_records(instances: Iterable[CellInstance]) -> Iterable[AddressRecord]:

@@ -11,6 +11,8 @@ from cellfed.v1 import agent_pb2
 
 from cell.compute.config_drive import ConfigDriveSpec, build_config_drive
 from cell.compute.domain_spec import DiskImage, DomainSpec, InstanceMetadata, Isolation, KernelBoot
+from cell.compute.network_data import network_data
+from cell.compute.nics import attachments, domain_nics
 from cell.compute.reconcile import DesiredInstance, DesiredPower
 from fedrpc.flavors import flavor_from_proto
 
@@ -77,18 +79,22 @@ def domain_spec(spawn: agent_pb2.SpawnDomain, layout: HostLayout, config_drive: 
         config_drive=str(config_drive) if config_drive else None,
         serial_log=str(layout.state_dir / "console" / f"{iid}.log"),
         virt_type=layout.virt_type,
+        nics=domain_nics(attachments(spawn.nics)),
     )
 
 
 def materialize(spawn: agent_pb2.SpawnDomain, layout: HostLayout) -> DomainSpec:
-    """Writes the config drive (user data reaches the guest at first boot) and returns the domain spec."""
+    """Writes the config drive (user data and, for a guest with NICs, network_data.json reach the guest
+    at first boot) and returns the domain spec. The NICs are checked before anything is written."""
+    nics = attachments(spawn.nics)
     for sub in ("drives", "console", "images"):
         (layout.state_dir / sub).mkdir(parents=True, exist_ok=True)
     drive = layout.state_dir / "drives" / f"{spawn.instance_id}.iso"
     build_config_drive(
         ConfigDriveSpec(
-            spawn.instance_id, instance_uuid(spawn.instance_id), spawn.tenant, spawn.cell, spawn.user_data
+            spawn.instance_id, instance_uuid(spawn.instance_id), spawn.tenant, spawn.cell, spawn.user_data,
+            network_data=network_data(nics) if nics else None,
         ),
         drive,
-    )
+    )  # fmt: skip
     return domain_spec(spawn, layout, drive)

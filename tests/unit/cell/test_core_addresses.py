@@ -22,7 +22,7 @@ from cell.core import CellCore, CoreSettings
 from cell.hosts import HostState
 from cell.placement import Flavor
 from cell.records import CellInstance, InstanceSpec, from_row, to_row
-from fedlib.errors import InvalidArgument, ResourceExhausted
+from fedlib.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from fedlib.macs import mac_for
 from fedlib.networks import parse_networks
 
@@ -282,3 +282,28 @@ class CoreAddressMachine(RuleBasedStateMachine):
 
 TestCoreAddresses = CoreAddressMachine.TestCase
 TestCoreAddresses.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+
+
+MOVED = parse_networks([
+    {"name": "public", "bridge": "br-public", "default": True,
+     "ipv4": {"cidr": "192.0.2.0/28", "gateway": "192.0.2.1", "pool": ["192.0.2.2", "192.0.2.9"]}},
+])  # fmt: skip
+
+
+# public dropped while a live guest is on it; public's subnet moved from under its guest's address
+@pytest.mark.parametrize("declared", [NETWORKS[1:], MOVED])
+def test_a_restart_refuses_a_declaration_that_pulls_a_network_from_under_its_guests(declared: object) -> None:
+    core = cell()
+    build(core, 1)
+    rows = [from_row(to_row(i)) for i in core.all_instances()]
+    with pytest.raises(FailedPrecondition) as exc:
+        CellCore.restore(dataclasses.replace(CONF, networks=declared), [host("h1")], rows, 2_000)
+    assert exc.value.field == "networks" and "par1-c1.0" in exc.value.message
+
+
+def test_a_deleted_guest_does_not_hold_its_network_in_the_declaration() -> None:
+    core = cell()
+    delete(core, build(core, 1), 2_000)
+    rows = [from_row(to_row(i)) for i in core.all_instances()]
+    back = CellCore.restore(dataclasses.replace(CONF, networks=NETWORKS[1:]), [host("h1")], rows, 2_500)
+    assert back.free_addresses(2_500) == {"private": 191}
