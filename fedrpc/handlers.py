@@ -1,4 +1,5 @@
-"""One wrapper for every unary handler (and its twin for server-streaming ones): fedlib errors become
+"""One wrapper for every unary handler (and its twin for server-streaming ones): the caller's deadline is
+set for the remote calls the handler makes (fedrpc.deadlines), fedlib errors become
 their mapped status (with details), anything unexpected becomes INTERNAL with a log line (never a crashed
 process), and every call is counted by method, code and duration through the servicer's
 `count_request(method, code, seconds)` when it has one."""
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 import grpc
 
 from fedlib.errors import CellfedError
+from fedrpc.deadlines import caller_deadline
 from fedrpc.status import abort_with, status_code_for
 
 log = logging.getLogger(__name__)
@@ -25,11 +27,13 @@ R = TypeVar("R")
 
 @contextlib.asynccontextmanager
 async def _answered(servicer: Any, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-    """What every handler's body runs inside: the error mapping, the log line and the count."""
+    """What every handler's body runs inside: the caller's deadline (fedrpc.deadlines), the error
+    mapping, the log line and the count."""
     code = "OK"
     started = time.perf_counter()
     try:
-        yield
+        with caller_deadline(context.time_remaining()):
+            yield
     except asyncio.CancelledError:  # the client went away (or its deadline passed)
         code = "CANCELLED"
         raise

@@ -16,6 +16,7 @@ import grpc
 from cellfed.v1 import cell_pb2_grpc
 
 from fedlib.pki.identity import Role
+from fedrpc.deadlines import share_of_deadline
 from fedrpc.dialer import Dialer
 from fedrpc.status import error_from_rpc
 from replication.model import Cell
@@ -34,9 +35,11 @@ class CellClients:
         return self.dialer.stub(cell_pb2_grpc.CellServiceStub, cell.endpoint, cell.site_id, Role.CELL)
 
     async def call(self, cell: Cell, method: str, request: Any, timeout_s: float) -> Any:
+        """`timeout_s` caps the call; the caller's own deadline, when nearer, shortens it (with room
+        left for the router's answer: fedrpc.deadlines)."""
         try:
             return await getattr(self.stub(cell), method)(
-                request, timeout=timeout_s, wait_for_ready=self._reachable(cell.cell_id)
+                request, timeout=share_of_deadline(timeout_s), wait_for_ready=self._reachable(cell.cell_id)
             )
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, target=f"site {cell.site_id} (cell {cell.cell_id})") from None

@@ -10,12 +10,17 @@ import grpc
 import pytest
 
 from fedlib.errors import NotFound
+from fedrpc.deadlines import share_of_deadline
 from fedrpc.handlers import streaming, unary
 
 
 class Context:
-    def __init__(self) -> None:
+    def __init__(self, remaining_s: float | None = None) -> None:
         self.ended: Any = None
+        self.remaining_s = remaining_s
+
+    def time_remaining(self) -> float | None:
+        return self.remaining_s
 
     async def abort_with_status(self, status: Any) -> None:
         self.ended = status.code
@@ -72,3 +77,13 @@ async def test_streams_are_mapped_and_counted_like_unary_calls() -> None:
             got.append(item)
     assert got == ["first"] and context.ended == grpc.StatusCode.NOT_FOUND
     assert s.counted == [("Watch", "OK"), ("Watch", "NOT_FOUND")]
+
+
+async def test_a_handlers_remote_calls_see_its_callers_deadline() -> None:
+    class Forwarding:
+        @unary()
+        async def Get(self, request: str, context: Any) -> float:
+            return share_of_deadline(5.0)
+
+    assert await Forwarding().Get("x", Context(remaining_s=1.0)) <= 0.8
+    assert await Forwarding().Get("x", Context()) == 5.0

@@ -126,3 +126,25 @@ async def test_a_cell_back_from_the_dead_answers_again_from_its_keyspace() -> No
         page = await list_all(h.api("par1"))
         assert not page.unreachable_cells
         assert all(i.status == common_pb2.ACTIVE and not i.stale for i in page.instances)
+
+
+@pytest.mark.parametrize("repeat", range(3))
+async def test_a_get_whose_owner_hangs_is_answered_from_the_index_within_the_callers_deadline(
+    repeat: int,
+) -> None:
+    """A cell behind a fresh cut (the prober still thinks it up) does not answer; the router's own cap
+    (cell_timeout_s, 2 s here) is longer than the client's 0.6 s deadline. The router gives the forward
+    only a share of what the client has left and answers from the index in time: a stale, UNKNOWN
+    entry, not the client's DEADLINE_EXCEEDED. A mutation names the unreachable site the same way."""
+    async with Harness.running(SITES, cells()) as h:
+        inst = (await populate(h))["a-1"]
+        h.cells["ams1-c1"].link.hang("GetInstance")
+        h.cells["ams1-c1"].link.hang("StopInstance")
+        started = time.monotonic()
+        got = await h.api("par1").GetInstance(compute_pb2.GetInstanceRequest(name=inst.name), timeout=0.6)
+        assert (got.status, got.stale, got.cell) == (common_pb2.UNKNOWN, True, "ams1-c1")
+        assert time.monotonic() - started < 0.6
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await h.api("par1").StopInstance(compute_pb2.InstanceActionRequest(name=inst.name), timeout=0.6)
+        assert err.value.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
+        assert "ams1" in (err.value.details() or ""), err.value.details()  # said by the router, naming it
