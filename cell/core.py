@@ -33,7 +33,7 @@ from fedlib.errors import (
 )
 from fedlib.macs import mac_for
 from fedlib.names import shown
-from fedlib.networks import ProviderNetwork, default_network
+from fedlib.networks import ProviderNetwork, check_requested, default_network
 
 
 @dataclass(frozen=True)
@@ -286,15 +286,10 @@ class _Batch:
         if not asked:
             return (default_network(declared).name,) if declared else ()
         names = {n.name for n in declared}
-        for i, name in enumerate(asked):
+        for i, name in enumerate(check_requested(asked)):
             if name not in names:
                 raise InvalidArgument(
                     f"networks[{i}]: cell {self.core.settings.cell_id} has no network {shown(name)}",
-                    field=f"networks[{i}]",
-                )
-            if name in asked[:i]:
-                raise InvalidArgument(
-                    f"networks[{i}]: network {shown(name)} asked for twice (one NIC per network)",
                     field=f"networks[{i}]",
                 )
         return asked

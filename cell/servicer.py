@@ -24,6 +24,7 @@ from cell.validation import (
 )
 from fedlib.errors import InvalidArgument
 from fedlib.names import check_tenant
+from fedlib.networks import check_requested
 from fedrpc.flavors import flavor_from_proto
 from fedrpc.handlers import streaming, unary
 
@@ -75,6 +76,7 @@ class CellServicer(cell_pb2_grpc.CellServiceServicer):
             request_id=request.request_id,
             spread_group=request.spread_group,
             claim=claim,
+            networks=check_requested(list(request.networks)),
         )
         return instance_to_proto(c, await c.build(spec))
 

@@ -75,11 +75,7 @@ def parse_network(item: object, where: str = "network") -> ProviderNetwork:
     unknown = sorted(str(k) for k in item if k not in known)
     if unknown:
         raise InvalidArgument(f"{where}: unknown field {shown(unknown[0])}", field=f"{where}.{unknown[0]}")
-    name = _text(item.get("name"), f"{where}.name")
-    if not _NAME.fullmatch(name):
-        raise InvalidArgument(
-            f"{where}.name {shown(name)} must be 2-32 lowercase letters, digits or '-'", field=f"{where}.name"
-        )
+    name = check_network_name(_text(item.get("name"), f"{where}.name"), f"{where}.name")
     bridge = check_bridge(_text(item.get("bridge"), f"{where}.bridge"), f"{where}.bridge")
     default = item.get("default", False)
     if not isinstance(default, bool):
@@ -89,6 +85,27 @@ def parse_network(item: object, where: str = "network") -> ProviderNetwork:
     if ipv4 is None and ipv6 is None:
         raise InvalidArgument(f"{where} needs an ipv4 subnet, an ipv6 prefix or both", field=where)
     return ProviderNetwork(name, bridge, default, ipv4, ipv6, _dns(item.get("dns", []), f"{where}.dns"))
+
+
+def check_network_name(value: str, field: str = "network") -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise InvalidArgument(
+            f"{field} {shown(value)} must be 2-32 lowercase letters, digits or '-'", field=field
+        )
+    return value
+
+
+def check_requested(names: Sequence[str], field: str = "networks") -> tuple[str, ...]:
+    """The networks a create asks for: valid names, at most MAX_NETWORKS, none twice (one NIC each)."""
+    if len(names) > MAX_NETWORKS:
+        raise InvalidArgument(f"{field}: at most {MAX_NETWORKS} networks, not {len(names)}", field=field)
+    for i, name in enumerate(names):
+        check_network_name(name, f"{field}[{i}]")
+        if name in names[:i]:
+            raise InvalidArgument(
+                f"{field}[{i}]: network {name} asked for twice (one NIC per network)", field=f"{field}[{i}]"
+            )
+    return tuple(names)
 
 
 def check_bridge(value: str, field: str = "bridge") -> str:

@@ -97,6 +97,10 @@ def cli(
 @click.option("--image", required=True, help="An image name, e.g. debian-12.")
 @click.option("--user-data-file", type=click.File("rb"), help="Given to the guest at first boot (<= 64 KiB).")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label; repeat for several.")
+@click.option(
+    "--network", "networks", multiple=True, metavar="NAME",
+    help="A provider network to attach (one NIC each, in order); repeat for several. Default: the cell's.",
+)  # fmt: skip
 @near_options
 @click.option("--request-id", help="Idempotency key; reuse it to retry safely. Default: a fresh one.")
 @click.option("--wait", is_flag=True, help="Wait until the instance is ACTIVE (exit 6 if it ends in ERROR).")
@@ -110,6 +114,7 @@ def create(
     image: str,
     user_data_file: Any,
     labels: tuple[str, ...],
+    networks: tuple[str, ...],
     request_id: str | None,
     wait: bool,
     wait_timeout: float,
@@ -125,6 +130,7 @@ def create(
         labels=labels,
         near=near_from(near_kw),
         user_data=user_data_file.read() if user_data_file else b"",
+        networks=networks,
     )
 
     async def go(s: Session) -> int:

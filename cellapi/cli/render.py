@@ -116,10 +116,15 @@ def instance_detail(inst: common_pb2.Instance, now_ms: int) -> Table:
         ("labels", ", ".join(f"{k}={v}" for k, v in sorted(inst.labels.items()))),
         ("version", str(inst.version) if inst.version else ""),
     ]
+    rows += [(f"nic {n} ({a.network})", address_text(a)) for n, a in enumerate(inst.addresses)]
     for field, value in rows:
         if value:  # an empty field is noise here; `--output json` is the complete form
             add_row(t, field, value)
     return t
+
+
+def address_text(address: common_pb2.InstanceAddress) -> str:
+    return "  ".join(part for part in (address.ipv4, address.ipv6, address.mac) if part)
 
 
 def unreachable_warning(cells: Sequence[str]) -> str | None:

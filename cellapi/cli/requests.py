@@ -91,6 +91,7 @@ def create_request(
     user_data: bytes = b"",
     labels: Sequence[str] = (),
     near: Near = Near(),
+    networks: Sequence[str] = (),
 ) -> compute_pb2.CreateInstanceRequest:
     return compute_pb2.CreateInstanceRequest(
         request_id=request_id,
@@ -100,6 +101,7 @@ def create_request(
         user_data=user_data,
         labels=parse_labels(labels),
         placement=placement_hint(near),
+        networks=networks,
     )
 
 

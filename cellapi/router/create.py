@@ -202,6 +202,7 @@ class _Ask:
             labels=r.labels,
             request_id=r.request_id,
             spread_group=r.placement.spread_group,
+            networks=r.networks,
             claim=cell_pb2.RequestClaim(
                 region=claim.region,
                 created_at_ms=claim.created_at_ms,

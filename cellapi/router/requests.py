@@ -13,6 +13,7 @@ from fedlib.flavor import Flavor
 from fedlib.ids import InstanceId, parse_instance_id
 from fedlib.limits import check_labels, check_user_data
 from fedlib.names import check_display_name, check_id
+from fedlib.networks import check_requested
 from replication.model import InstanceStatus, check_request_id
 from replication.paging import MAX_PAGE_SIZE, ListFilter, ListOrder
 
@@ -36,6 +37,7 @@ def check_create(request: compute_pb2.CreateInstanceRequest) -> Flavor:
     check_user_data(request.user_data)
     check_labels(request.labels)
     check_placement(request.placement)
+    check_requested(list(request.networks))
     return flavor
 
 

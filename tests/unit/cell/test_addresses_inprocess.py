@@ -7,7 +7,10 @@ gauge follows."""
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 
+import grpc
+import pytest
 from cellfed.v1 import compute_pb2
 
 from cell import upkeep
@@ -67,3 +70,46 @@ async def test_a_restarted_controller_hands_out_no_address_or_mac_twice() -> Non
         gone = next(i for i in rows if i.record.state.value == "DELETED")
         assert gone.ports[0].ipv4 not in addresses  # still in quarantine
         assert sorted(p.mac_sequence for i in rows for p in i.ports) == list(range(6))
+
+
+async def test_an_instance_shows_its_addresses_in_create_get_and_list() -> None:
+    async with Harness.running(SITES, cells()) as h:
+        api = h.api("par1")
+        made = await api.CreateInstance(create_request("web"))
+        (address,) = made.addresses
+        assert (address.network, address.ipv4) == ("public", "203.0.113.10")  # site_network(0)'s pool start
+        assert ipaddress.IPv6Address(address.ipv6) in ipaddress.IPv6Network("2001:db8:1::/64")
+        assert address.mac and address.mac == str(address.mac).lower()
+        got = await api.GetInstance(compute_pb2.GetInstanceRequest(name=made.name))
+        assert list(got.addresses) == list(made.addresses)
+        await h.indexed(made.instance_id)
+
+        async def listed() -> bool:
+            page = await api.ListInstances(compute_pb2.ListInstancesRequest())
+            return [list(i.addresses) for i in page.instances] == [list(made.addresses)]
+
+        await h.until(listed, "the live listing shows the addresses")
+
+
+@pytest.mark.parametrize(
+    ("networks", "field"),
+    [
+        (["Public!"], "networks[0]"),
+        (["public", "public"], "networks[1]"),
+        ([f"n{i:02d}" for i in range(17)], "networks"),
+        (["x" * 10_000], "networks[0]"),
+        (["nowhere"], "networks[0]"),  # a valid name no cell declares: the cell says so
+    ],
+)
+async def test_bad_networks_are_refused_naming_the_field_and_allocate_nothing(
+    networks: list[str], field: str
+) -> None:
+    async with Harness.running(SITES, cells()) as h:
+        request = create_request("bad")
+        request.networks.extend(networks)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await h.api("par1").CreateInstance(request)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        details = err.value.details() or ""
+        assert field in details and len(details) < 400, details
+        assert [await stored(h, c) for c in h.cells] == [[] for _ in h.cells]

@@ -136,9 +136,14 @@ def test_create_passes_every_option_and_says_the_request_id_first(fake: FakeClie
         "--near-point",
         "48.86,2.35",
         "--stay-in-region",
+        "--network",
+        "public",
+        "--network",
+        "backend",
     )
     assert result.exit_code == 0, result.output
     request = fake.calls[0][1]
+    assert list(request.networks) == ["public", "backend"]
     assert (request.display_name, request.flavor, request.image) == ("web-1", "m1.small", "debian-12")
     assert dict(request.labels) == {"tier": "web"} and request.placement.stay_in_region
     assert request.placement.point.latitude == 48.86 and len(request.request_id) == 32

@@ -289,3 +289,20 @@ def test_rtt_matrix_shows_unknowns_and_silent_routers() -> None:
 def test_cell_line() -> None:
     cell = federation_pb2.CellView(name="sites/par1/cells/par1-c1", drained=True, health=common_pb2.DRAINED)
     assert cell_line(cell) == "sites/par1/cells/par1-c1: drained, health DRAINED"
+
+
+def test_instance_detail_shows_each_nic_with_its_addresses() -> None:
+    inst = instance()
+    inst.addresses.add(network="public", mac="9a:ca:c1:00:00:04", ipv4="203.0.113.10", ipv6="2001:db8:1::1")
+    inst.addresses.add(network="v6only", mac="9a:ca:c1:00:00:05", ipv6="2001:db8:2::1")
+    lines = text(instance_detail(inst, NOW_MS))
+    assert [line.split() for line in lines if line.startswith("nic")] == [
+        ["nic", "0", "(public)", "203.0.113.10", "2001:db8:1::1", "9a:ca:c1:00:00:04"],
+        ["nic", "1", "(v6only)", "2001:db8:2::1", "9a:ca:c1:00:00:05"],
+    ]
+    assert json.loads(to_json(inst))["addresses"][0] == {
+        "network": "public",
+        "mac": "9a:ca:c1:00:00:04",
+        "ipv4": "203.0.113.10",
+        "ipv6": "2001:db8:1::1",
+    }
