@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from cell import events as ev
 from cell import lifecycle as lc
 from cell.hosts import HostState, HostTable, is_up
-from cell.ipam import DEFAULT_QUARANTINE_MS, AddressRecord, Allocations
+from cell.ipam import DEFAULT_QUARANTINE_MS, AddressRecord, AddressTxn, Allocations
 from cell.leases import LeaseSettings, LeaseState, check_evacuation, lease_state, may_renew, next_generation
 from cell.placement import CapacityLedger, Claim, HostCapacity, HostView, PlacementRequest, Policy, place
 from cell.records import CellInstance, Port
@@ -170,8 +170,8 @@ class CellCore:
             self.hosts.upsert(host)
         if ready.ledger is not None:
             self.ledger = ready.ledger
-        if ready.ipam is not None:
-            self.ipam = ready.ipam
+        if ready.addresses is not None:
+            self.ipam.commit(ready.addresses)
         self.burn_macs(ready)
         self._views.update(ready.views)
 
@@ -248,7 +248,7 @@ class _Batch:
         self.lease_lost: list[str] = []
         self.host_result: HostState | None = None
         self.evacuation: ev.Evacuation | None = None
-        self._ipam: Allocations | None = None  # the core's, copied on this step's first change
+        self._addresses: AddressTxn | None = None  # this step's address changes, begun on the first
         self.next_mac = core.next_mac
 
     def instance(self, instance_id: str) -> CellInstance | None:
@@ -297,16 +297,16 @@ class _Batch:
     def _ports(self, instance_id: str, networks: tuple[str, ...]) -> tuple[Port, ...]:
         ports = []
         for name in networks:
-            ipv4 = self._addresses().allocate(instance_id, name, self.now)
+            ipv4 = self._address_txn().allocate(instance_id, name)
             mac = mac_for(self.core.settings.cell_id, self.next_mac)
             ports.append(Port(name, mac, self.next_mac, ipv4))
             self.next_mac += 1
         return tuple(ports)
 
-    def _addresses(self) -> Allocations:
-        if self._ipam is None:
-            self._ipam = self.core.ipam.copy()
-        return self._ipam
+    def _address_txn(self) -> AddressTxn:
+        if self._addresses is None:
+            self._addresses = self.core.ipam.begin(self.now)
+        return self._addresses
 
     def _place(self, request: PlacementRequest) -> str:
         """Placement over the cached views; a chosen host that went silent since the last tick sends
@@ -533,7 +533,7 @@ class _Batch:
         self.changed[inst.spec.instance_id] = inst
         if rec.state is lc.State.DELETED:  # its addresses wait out the quarantine, then are free again
             for port in inst.ports:
-                self._addresses().release(inst.spec.instance_id, port.network, self.now)
+                self._address_txn().release(inst.spec.instance_id, port.network)
         self.notify.append((inst, reason))
         self.log.append(ev.LogEntry(inst.spec.instance_id, rec.updated_ms, reason, rec.state.value,
                                     rec.fault.message if rec.fault else "", request_id))  # fmt: skip
@@ -573,7 +573,7 @@ class _Batch:
             lease_lost=tuple(self.lease_lost),
             host_result=self.host_result,
             evacuation=self.evacuation,
-            ipam=self._ipam,
+            addresses=self._addresses,
             next_mac=self.next_mac,
         )
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from cell import lifecycle as lc
 from cell.hosts import HostState
-from cell.ipam import Allocations
+from cell.ipam import AddressTxn
 from cell.placement import CapacityLedger, HostView
 from cell.records import CellInstance, InstanceSpec
 
@@ -185,7 +185,7 @@ class Ready:
     lease_lost: tuple[str, ...] = ()  # hosts whose heartbeat was refused: their lease is dead, fence
     host_result: HostState | None = None  # the answer to an operator's host request
     evacuation: Evacuation | None = None
-    ipam: Allocations | None = None  # the new address allocations when addresses were taken or freed
+    addresses: AddressTxn | None = None  # the addresses this step took and freed, committed by advance
     next_mac: int = 0  # the cell's MAC sequence after this step
 
     @property

@@ -81,6 +81,10 @@ def test_bench_cell_router_and_store_print_their_figures(tmp_path: Path, cassand
     assert [p["n_hosts"] for p in cell["placement"]] == [1_000, 10_000]
     assert [c["n_hosts"] for c in cell["core_build"]] == [1_000, 10_000]
     assert all(c["core_cpu_p50_us"] > 0 and c["rebuild_cpu_p50_us"] > 0 for c in cell["core_build"])
+    nic = cell["with_nic"]  # the same builds on a cell with a provider network: each took an address
+    assert (nic["instances"], nic["errors"], nic["with_address"]) == (10, 0, 10) and cell["with_address"] == 0
+    assert [a["held"] for a in cell["address_build"]] == [0, 1_000, 10_000]
+    assert all(a["with_cpu_p50_us"] > 0 and a["without_cpu_p50_us"] > 0 for a in cell["address_build"])
     router = bench(
         "router", "--gets", "20", "--instances", "5", "--list-rows", "1000", "--concurrency", "4",
         "--dir", str(tmp_path / "router"), "--cassandra-address-base", "127.0.13.11",

@@ -162,7 +162,12 @@ def test_a_deleted_instances_address_waits_out_the_quarantine() -> None:
     later = 2_000 + QUARANTINE_MS
     run(core, ev.HostHeartbeat("h1", {}), later)  # the host is still there
     assert core.free_addresses(later)["public"] == POOL - 1  # .2 is back, .3 is held
-    assert build(core, 3, now=later).ports[0].ipv4 == v4("203.0.113.2")  # the lowest free one again
+    # Never-used addresses first, then the one released longest ago: reuse comes as late as it can.
+    assert [build(core, n, now=later).ports[0].ipv4 for n in (3, 4, 5)] == [
+        v4("203.0.113.4"),
+        v4("203.0.113.5"),
+        v4("203.0.113.2"),
+    ]
 
 
 def test_ports_survive_the_row_and_a_restart_brings_the_allocations_and_the_mac_sequence_back() -> None:

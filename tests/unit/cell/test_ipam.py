@@ -4,7 +4,8 @@ time passing, with the invariants checked after every step:
 - no two live instances ever hold one address, across restarts;
 - an address freed by a delete is not handed out again before its quarantine ends;
 - nothing leaks: a full pool means every address is held or in quarantine;
-- a replayed build gets the address it had."""
+- a replayed build gets the address it had;
+- a step's transaction that is never committed changes nothing."""
 
 from __future__ import annotations
 
@@ -76,15 +77,16 @@ class IpamMachine(RuleBasedStateMachine):
         self.now += ms
 
     @rule()
-    def a_refused_build_gives_its_address_back(self) -> None:
-        iid = "par1-c1.refused"
+    def a_step_never_committed_takes_nothing(self) -> None:
+        before = self.ipam.free_count("public", self.now)
+        txn = self.ipam.begin(self.now)
         try:
-            address = self.ipam.allocate(iid, "public", self.now)
+            address = txn.allocate("par1-c1.refused", "public")
         except ResourceExhausted:
             return
-        before = self.ipam.free_count("public", self.now)
-        self.ipam.forget(iid, "public")  # refused for CPU after the address was chosen: never persisted
-        assert self.ipam.free_count("public", self.now) == before + 1 and address is not None
+        # Refused after the address was chosen (no CPU left), or its write failed: never committed.
+        assert address is not None and self.ipam.holder("public", address) is None
+        assert self.ipam.free_count("public", self.now) == before
 
     @invariant()
     def no_address_is_held_twice_and_nothing_leaks(self) -> None:
@@ -111,5 +113,4 @@ def test_records_without_ipv4_and_unknown_releases_change_nothing() -> None:
     ipam = Allocations.from_records(NETWORKS, records, quarantine_ms=QUARANTINE_MS)
     assert ipam.free_count("public", 0) == POOL and ipam.free_count("v6only", 0) == 0
     ipam.release("par1-c1.nobody", "public", 0)
-    ipam.forget("par1-c1.nobody", "public")
     assert ipam.free_count("public", 0) == POOL
