@@ -12,7 +12,7 @@ from cell import lifecycle as lc
 from cell.controller import CellController
 from cell.placement import summarize
 from cell.publisher import Publisher
-from replication.model import CapacitySummary
+from replication.model import UNLIMITED_ADDRESSES, CapacitySummary
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,15 @@ def capacity_summary(c: CellController) -> CapacitySummary:
         hosts_up=s.hosts_up,
         updated_at_ms=c.now_ms(),
         instances_by_status=dict(by_status),
+        networks=network_room(c),
+        default_network=next((n.name for n in c.settings.networks if n.default), ""),
     )
+
+
+def network_room(c: CellController) -> dict[str, int]:
+    """Per network, the addresses a build could get now; a network without an IPv4 pool never runs out."""
+    free = c.core.free_addresses(c.now_ms())
+    return {n.name: free[n.name] if n.ipv4 is not None else UNLIMITED_ADDRESSES for n in c.settings.networks}
 
 
 async def publish_capacity(c: CellController, publisher: Publisher) -> None:

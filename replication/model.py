@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from fedlib.errors import InvalidArgument
 from fedlib.ids import parse_instance_id
 from fedlib.names import check_display_name, check_id, check_tenant, shown
+from fedlib.networks import MAX_NETWORKS, check_network_name
 from fedlib.states import InstanceStatus
 
 __all__ = ["InstanceStatus"]  # the shared status vocabulary (fedlib.states), as the rows store it
@@ -159,6 +160,11 @@ class CapacitySummary:
     updated_at_ms: int
     # The live (not DELETED) instances by the status the cell observes; empty from cells that predate it.
     instances_by_status: Mapping[str, int] = field(default_factory=dict)
+    # The cell's provider networks: name -> IPv4 addresses a build could get now (UNLIMITED_ADDRESSES for
+    # a network without an IPv4 pool: its guests' EUI-64 IPv6 addresses never run out), and which one a
+    # create that names none gets. Empty: a cell whose guests get no NIC (or one that predates networks).
+    networks: Mapping[str, int] = field(default_factory=dict)
+    default_network: str = ""
 
     def __post_init__(self) -> None:
         check_id(self.cell_id, "cell_id")
@@ -171,6 +177,28 @@ class CapacitySummary:
         check_ms(self.updated_at_ms, "updated_at_ms")
         by_status = _check_status_counts(self.instances_by_status, "instances_by_status")
         object.__setattr__(self, "instances_by_status", by_status)
+        object.__setattr__(self, "networks", _check_networks(self.networks, self.default_network))
+
+
+UNLIMITED_ADDRESSES = -1
+
+
+def _check_networks(networks: Mapping[str, int], default: str) -> dict[str, int]:
+    if len(networks) > MAX_NETWORKS:
+        raise InvalidArgument(
+            f"networks has {len(networks)} entries; at most {MAX_NETWORKS}", field="networks"
+        )
+    for name, free in networks.items():
+        check_network_name(name, "networks")
+        if isinstance(free, bool) or not isinstance(free, int) or free < UNLIMITED_ADDRESSES:
+            raise InvalidArgument(f"networks[{name}] {free!r} must be a count >= 0 or -1", field="networks")
+    if default and default not in networks:
+        raise InvalidArgument(
+            f"default_network {shown(default)} is not one of networks", field="default_network"
+        )
+    if networks and not default:
+        raise InvalidArgument("default_network is required with networks", field="default_network")
+    return dict(sorted(networks.items()))
 
 
 def _check_rate(value: float, field: str) -> float:

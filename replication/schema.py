@@ -208,6 +208,15 @@ def global_migrations(ks: str) -> tuple[Migration, ...]:
             ),
             independent=True,
         ),
+        Migration(
+            5,
+            "provider networks in each cell's capacity summary (free addresses, the default network)",
+            (),
+            columns=(
+                Column("capacity", "networks", "map<text, int>"),
+                Column("capacity", "default_network", "text"),
+            ),
+        ),
     )
 
 

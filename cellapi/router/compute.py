@@ -32,6 +32,7 @@ class Placement(Protocol):
         hint: common_pb2.PlacementHint,
         from_site: str,
         group_sites: frozenset[str] = frozenset(),
+        networks: tuple[str, ...] = (),
     ) -> tuple[list[Cell], str, bool]: ...
 
 
@@ -63,7 +64,7 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
         group = request.placement.spread_group
         held = await self._groups.holding(tenant, group) if group else frozenset()
         candidates, why, transient = self._placement.candidates(
-            flavor, request.placement, self._settings.site_id, held
+            flavor, request.placement, self._settings.site_id, held, tuple(request.networks)
         )
         created = await self._creator.create(
             tenant, request, flavor, rq.fingerprint(request), candidates, why, transient=transient

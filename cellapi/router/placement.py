@@ -36,8 +36,10 @@ class Placement:
         hint: common_pb2.PlacementHint,
         from_site: str,
         group_sites: frozenset[str] = frozenset(),
+        networks: tuple[str, ...] = (),
     ) -> ranking.Explanation:
         snap = self._directory.snapshot
+        self._check_networks_exist(networks)
         if from_site not in snap.sites and from_site != self._settings.site_id:
             raise InvalidArgument(f"from_site {shown(from_site)} is not a known site", field="from_site")
         ingress_site = snap.sites.get(from_site) or self._own_site()
@@ -54,6 +56,7 @@ class Placement:
             stay_in_region=hint.stay_in_region,
             spread_group=hint.spread_group or None,
             groups={hint.spread_group: group_sites} if hint.spread_group else {},
+            networks=networks,
         )
         # This router measured RTTs from its own site only: from elsewhere, distance is the best estimate.
         measured = ingress_site.site_id == self._settings.site_id
@@ -73,11 +76,23 @@ class Placement:
         hint: common_pb2.PlacementHint,
         from_site: str,
         group_sites: frozenset[str] = frozenset(),
+        networks: tuple[str, ...] = (),
     ) -> tuple[list[Cell], str, bool]:
         """The cells to try in order; when there are none, why, and whether that may pass by itself."""
-        explanation = self.explain(flavor, hint, from_site, group_sites)
+        explanation = self.explain(flavor, hint, from_site, group_sites, networks)
         eligible = [r.cell for r in explanation.candidates if r.eligible]
         return eligible, explanation.summary, explanation.transient
+
+    def _check_networks_exist(self, networks: tuple[str, ...]) -> None:
+        """A network no cell declares is the caller's mistake, refused before anything is built; one that
+        cells declare but have no room on is a matter of capacity (the ranking's)."""
+        known = {name for cap in self._directory.snapshot.capacity.values() for name in cap.networks}
+        for i, name in enumerate(networks):
+            if name not in known:
+                raise InvalidArgument(
+                    f"networks[{i}]: no cell of the federation declares network {shown(name)}",
+                    field=f"networks[{i}]",
+                )
 
     def _candidates(self, measured: bool) -> list[Candidate]:
         snap = self._directory.snapshot

@@ -206,6 +206,21 @@ def _blockers(
     for need, free, unit in zip(_needs(flavor), _frees(cap), _UNITS, strict=True):
         if free < need:
             out.append(("room", f"too small: {free} {unit} free, need {need}"))
+    out.extend(_network_blockers(cap, hint.networks))
+    return out
+
+
+def _network_blockers(cap: CapacitySummary, asked: tuple[str, ...]) -> list[tuple[str, str]]:
+    """A free address on every network asked for (or on the default one) is a hard constraint, beside
+    CPU and memory. A cell that declares no network takes a create that names none (no NIC)."""
+    out: list[tuple[str, str]] = []
+    names = asked or ((cap.default_network,) if cap.default_network else ())
+    for name in names:
+        free = cap.networks.get(name)
+        if free is None:
+            out.append(("network", f"no network {name}"))
+        elif free == 0:
+            out.append(("addresses", f"network {name} has no free address"))
     return out
 
 
@@ -287,6 +302,8 @@ def _why_none(rows: list[_Row], flavor: Flavor) -> str:
         "health": "SUSPECT/OFFLINE",
         "region": "outside the region",
         "summary": "without a fresh capacity summary",
+        "network": "without the network",
+        "addresses": "out of addresses",
         "room": "too small",
     }
     parts = [f"{counts[k]} {label}" for k, label in labels.items() if k in counts]

@@ -37,6 +37,8 @@ class Hint:
     stay_in_region: bool = False
     spread_group: str | None = None
     groups: Mapping[str, frozenset[str]] = field(default_factory=_no_groups, hash=False)
+    # The provider networks the create asks for (one NIC each); empty: the cell's default network.
+    networks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         nears = [n for n in (self.near_site, self.near_region, self.near_point) if n is not None]

@@ -154,7 +154,7 @@ _REPORT_COLUMNS = (
 
 _CAPACITY_COLUMNS = (
     "cell_id, vcpus_total, vcpus_free, mem_mb_total, mem_mb_free, disk_gb_total, disk_gb_free, instances, "
-    "hosts_up, updated_at, instances_by_status"
+    "hosts_up, updated_at, instances_by_status, networks, default_network"
 )
 
 
@@ -163,13 +163,14 @@ class CqlCapacity(CqlTable):
         s = summary
         await self.run(
             f"INSERT INTO {self.ks}.capacity (bucket, {_CAPACITY_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
             (
                 *(BUCKET, s.cell_id, s.vcpus_total, s.vcpus_free, s.mem_mb_total, s.mem_mb_free),
                 *(s.disk_gb_total, s.disk_gb_free, s.instances, s.hosts_up),
                 # Inserting a map replaces it whole (its tombstone carries the same timestamp - 1 us), so
                 # a status that dropped to none does not linger, and an older publish cannot revive one.
-                *(s.updated_at_ms, dict(s.instances_by_status), ts_us(s.updated_at_ms)),
+                *(s.updated_at_ms, dict(s.instances_by_status), dict(s.networks), s.default_network),
+                ts_us(s.updated_at_ms),
             ),
         )
 
@@ -307,6 +308,8 @@ def _capacity(r: dict[str, Any]) -> CapacitySummary:
         hosts_up=r["hosts_up"],
         updated_at_ms=r["updated_at"],
         instances_by_status=dict(r["instances_by_status"] or {}),  # an empty map reads back as null
+        networks=dict(r["networks"] or {}),
+        default_network=r["default_network"] or "",
     )
 
 

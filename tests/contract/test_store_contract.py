@@ -131,6 +131,31 @@ async def test_capacity_carries_instances_by_status_newest_whole(h: Harness) -> 
     assert err.value.field == "instances_by_status"
 
 
+async def test_capacity_carries_the_cells_networks_newest_whole(h: Harness) -> None:
+    c, cell = h.store.capacity, f"cell-{h.unique}"
+
+    def summary(at: int, networks: dict[str, int], default: str = "public") -> CapacitySummary:
+        return CapacitySummary(cell, 64, 60, 262144, 1024, 4000, 100, 0, 4, at, {}, networks,
+                               default if networks else "")  # fmt: skip
+
+    await c.publish(summary(T0 + 1, {"public": 5, "v6only": -1}))
+    got = await c.get(cell)
+    assert (got.networks, got.default_network) == ({"public": 5, "v6only": -1}, "public")
+    await c.publish(summary(T0 + 3, {"public": 0}))  # v6only dropped from the declaration: not lingering
+    await c.publish(summary(T0 + 2, {"public": 4, "old": 1}))  # older, arriving late: changes nothing
+    assert await c.get(cell) == summary(T0 + 3, {"public": 0})
+    await c.publish(summary(T0 + 4, {}))  # a cell that declares none
+    got = await c.get(cell)
+    assert (got.networks, got.default_network) == ({}, "")
+    for networks, default, field in (({"Bad Name": 1}, "Bad Name", "networks"),
+                                     ({"public": -2}, "public", "networks"),
+                                     ({"public": 1}, "other", "default_network"),
+                                     ({"public": 1}, "", "default_network")):  # fmt: skip
+        with pytest.raises(InvalidArgument) as err:
+            CapacitySummary(cell, 64, 60, 262144, 1024, 4000, 100, 0, 4, T0, {}, networks, default)
+        assert err.value.field == field
+
+
 def _report(router: str, at: int, rps: float, rtt: dict[str, float]) -> RouterReport:
     return RouterReport(router, "par1", at, 30_000, rps, rps / 10, 12.5 if rps else None, rtt)
 

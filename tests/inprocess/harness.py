@@ -36,6 +36,7 @@ import grpc
 from cellfed.v1 import cell_pb2, cell_pb2_grpc, compute_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from cell import upkeep
 from cell.app import RunningCell, start_cell
 from cell.controller import ControllerSettings
 from cell.request_claims import SweepSettings
@@ -49,7 +50,7 @@ from fedrpc.channel import SecureTarget, open_channel
 from fedrpc.tls import ClientTls
 from replication.memory import ManualClock, MemoryStore
 from replication.memory_cell import MemoryCellRecords
-from replication.model import CapacitySummary, IndexEntry, Site, SiteState
+from replication.model import IndexEntry, Site, SiteState
 from replication.store import Store
 from tests.inprocess.agent import FakeAgent, HostSpec
 from tests.inprocess.link import CellLink, LinkTls
@@ -327,21 +328,11 @@ class Harness:
                 await router.prober.probe_all()
 
     async def publish_capacity(self) -> None:
-        """Each running cell's capacity summary as its GetCellStatus reports it, at the harness's now."""
+        """Each running cell's capacity summary, made as the cell makes it (cell.upkeep), at the
+        harness's now: what its own 2 s publish loop would have written by now."""
         for cell in self.cells.values():
-            if cell.running is None:
-                continue
-            s = await cell.status()
-            c = s.capacity
-            await self.store.capacity.publish(
-                CapacitySummary(
-                    cell_id=cell.cell_id, vcpus_total=c.vcpus_total, vcpus_free=c.vcpus_free,
-                    mem_mb_total=c.memory_mb_total, mem_mb_free=c.memory_mb_free,
-                    disk_gb_total=c.disk_gb_total, disk_gb_free=c.disk_gb_free, instances=c.instances,
-                    hosts_up=c.hosts_up, updated_at_ms=self.clock.now_ms(),
-                    instances_by_status=dict(s.instances_by_status),
-                )
-            )  # fmt: skip
+            if cell.running is not None:
+                await self.store.capacity.publish(upkeep.capacity_summary(cell.running.controller))
 
     async def sync(self) -> None:
         """What the periodic loops would have done by now: capacity published, directories re-read,

@@ -197,8 +197,8 @@ async def test_v3_copies_the_sharded_listing_into_generations(cassandra_cluster:
             )
         for _ in range(2):  # the second run finds every version applied and copies nothing again
             await migrate.apply_schema(s, global_keyspace=ks, dcs=dcs, cells=[], known_dcs=topo)
-        assert await migrate.current_version(s, ks) == global_migrations(ks)[-1].version  # v3, then v4
-        assert global_migrations(ks)[-1].version == 4
+        assert await migrate.current_version(s, ks) == global_migrations(ks)[-1].version  # v3 and on
+        assert global_migrations(ks)[-1].version > 3
         store = CqlStore(s, keyspace=ks, region="eu-west")
         page = await store.listing.list(ListQuery(TENANT, page_size=100))
         assert [e.instance_id for e in page.entries] == [r[0] for r in rows]

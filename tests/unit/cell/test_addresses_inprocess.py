@@ -113,3 +113,29 @@ async def test_bad_networks_are_refused_naming_the_field_and_allocate_nothing(
         details = err.value.details() or ""
         assert field in details and len(details) < 400, details
         assert [await stored(h, c) for c in h.cells] == [[] for _ in h.cells]
+
+
+BACKEND = parse_network({
+    "name": "backend", "bridge": "br-backend",
+    "ipv4": {"cidr": "198.51.100.0/24", "gateway": "198.51.100.1",
+             "pool": ["198.51.100.10", "198.51.100.20"]},
+})  # fmt: skip
+
+
+async def test_a_network_only_a_farther_cell_declares_sends_the_create_there() -> None:
+    specs = [
+        dataclasses.replace(c, networks=(*c.networks, BACKEND)) if c.site_id == "ams1" else c for c in cells()
+    ]
+    async with Harness.running(SITES, specs) as h:
+        request = create_request("db")
+        request.networks.extend(["public", "backend"])
+        made = await h.api("par1").CreateInstance(request)
+        assert made.cell == "ams1-c1" and [a.network for a in made.addresses] == ["public", "backend"]
+        assert "BuildInstance" not in h.cells["par1-c1"].link.calls  # the router knew: par1 was not asked
+        request = create_request("nowhere")
+        request.networks.append("storage")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await h.api("par1").CreateInstance(request)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "networks[0]" in (err.value.details() or "") and "storage" in (err.value.details() or "")
+        assert sum(c.link.calls.get("BuildInstance", 0) for c in h.cells.values()) == 1  # only db's

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Sequence
 
@@ -467,3 +468,33 @@ def test_share_is_monotone_in_free_fraction(x: float, y: float, degraded: bool) 
     lo, hi = sorted((x, y))
     assert 0.05 <= share_for(lo, degraded=degraded) <= share_for(hi, degraded=degraded) <= 1.0
     assert share_for(lo, degraded=True) <= share_for(lo)
+
+
+def _with_networks(site_id: str, networks: dict[str, int], default: str = "public") -> Candidate:
+    cap = dataclasses.replace(summary(f"{site_id}-c1"), networks=networks, default_network=default)
+    return cand(site_id, rtt=1.0 if site_id == "ams1" else 20.0, cap=cap)
+
+
+def test_a_free_address_on_each_network_asked_for_is_a_hard_constraint() -> None:
+    cands = [
+        _with_networks("ams1", {"public": 0, "backend": 9}),  # nearest, but public is full
+        _with_networks("fra1", {"public": 3}),  # has public, no backend
+        _with_networks("par1", {"public": 1, "backend": -1}),  # backend without IPv4: never full
+    ]
+    e = run(cands, Hint(networks=("public", "backend")))
+    assert e.chosen is not None and e.chosen.cell.cell_id == "par1-c1"
+    reasons = {r.cell.cell_id: r.reason for r in e.candidates}
+    assert reasons["ams1-c1"] == "network public has no free address"
+    assert reasons["fra1-c1"] == "no network backend"
+    nothing = run(cands[:2], Hint(networks=("public", "backend")))
+    assert nothing.chosen is None and not nothing.transient
+    assert nothing.summary.endswith("1 without the network, 1 out of addresses"), nothing.summary
+
+
+def test_a_create_naming_no_network_needs_room_on_each_cells_default_one() -> None:
+    cands = [_with_networks("ams1", {"public": 0}), _with_networks("fra1", {"lan": 2}, default="lan")]
+    e = run(cands)
+    assert e.chosen is not None and e.chosen.cell.cell_id == "fra1-c1"
+    # A cell that declares no network takes it (its guests get no NIC), as before networks existed.
+    plain = run([cand("ams1", rtt=1.0)])
+    assert plain.chosen is not None and plain.chosen.cell.cell_id == "ams1-c1"
