@@ -113,7 +113,7 @@ async def start_cell(
 
     publisher = Publisher(
         cell_id=settings.cell_id, site_id=settings.site_id, index=store.index, listing=store.listing,
-        capacity=store.capacity,
+        capacity=store.capacity, networks=settings.networks,
         on_error=lambda what: metrics.publish_errors.labels(settings.cell_id, what).inc(),
         on_reassert=count_reassert,
     )  # fmt: skip

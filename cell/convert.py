@@ -6,8 +6,8 @@ from cellfed.v1 import common_pb2
 
 from cell.controller import CellController
 from cell.lifecycle import State
-from cell.records import CellInstance, Port
-from fedlib.macs import eui64_address
+from cell.records import CellInstance, nic_addresses
+from fedrpc.addresses import address_to_proto
 
 _STATUS = {s.value: getattr(common_pb2, s.value) for s in State}
 
@@ -32,19 +32,11 @@ def instance_to_proto(
         labels=spec.labels,
         version=rec.version,
     )
-    for port in inst.ports:
-        out.addresses.append(_address(c, port))
+    for address in nic_addresses(inst.ports, c.settings.networks):
+        out.addresses.append(address_to_proto(address))
     out.create_time.FromMilliseconds(spec.created_ms)
     out.update_time.FromMilliseconds(rec.updated_ms)
     if observed.status is State.UNKNOWN:
         out.stale = True
         out.data_age.FromMilliseconds(observed.age_ms)
     return out
-
-
-def _address(c: CellController, port: Port) -> common_pb2.InstanceAddress:
-    net = next((n for n in c.settings.networks if n.name == port.network), None)
-    ipv6 = eui64_address(net.ipv6.prefix, port.mac) if net is not None and net.ipv6 is not None else None
-    return common_pb2.InstanceAddress(
-        network=port.network, mac=port.mac, ipv4=str(port.ipv4 or ""), ipv6=str(ipv6 or "")
-    )

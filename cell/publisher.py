@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cell.lifecycle import State
-from cell.records import CellInstance
+from cell.records import CellInstance, nic_addresses
+from fedlib.networks import ProviderNetwork
 from replication.model import CapacitySummary, IndexEntry, ListingEntry
 from replication.store import CapacityBoard, InstanceIndex, TenantListing
 
@@ -36,10 +37,12 @@ class Publisher:
         index: InstanceIndex,
         listing: TenantListing,
         capacity: CapacityBoard,
+        networks: Sequence[ProviderNetwork] = (),
         on_error: Callable[[str], None] = lambda what: None,
         on_reassert: Callable[[int, int], None] = lambda rows, size: None,
     ) -> None:
         self._cell_id, self._site_id = cell_id, site_id
+        self._networks = tuple(networks)  # to give the index each NIC's IPv6 (derived from its MAC)
         self._index, self._listing, self._capacity = index, listing, capacity
         self._on_error, self._on_reassert = on_error, on_reassert
         self._latest: dict[str, CellInstance] = {}
@@ -142,6 +145,7 @@ class Publisher:
             flavor=spec.flavor.name,
             status=rec.state,  # one status type for the cell and the store (fedlib.states)
             updated_at_ms=rec.updated_ms,
+            addresses=nic_addresses(inst.ports, self._networks),
         )
 
     async def _publish(self, inst: CellInstance) -> None:
@@ -164,6 +168,7 @@ class Publisher:
                 status=status,
                 created_at_ms=spec.created_ms,
                 updated_at_ms=rec.updated_ms,
+                addresses=listing.addresses,
             )
         )
         await self._listing.put(listing)

@@ -6,10 +6,14 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from cell.lifecycle import Fault, Instance, State
 from cell.placement import Flavor
+from fedlib.addresses import NicAddress
+from fedlib.macs import eui64_address
+from fedlib.networks import ProviderNetwork
 from replication.cell_records import InstanceRow
 
 
@@ -60,6 +64,17 @@ class Port:
     mac: str
     mac_sequence: int
     ipv4: ipaddress.IPv4Address | None
+
+
+def nic_addresses(ports: Sequence[Port], networks: Sequence[ProviderNetwork]) -> tuple[NicAddress, ...]:
+    """The ports as the world outside the cell sees them, the IPv6 address derived from each MAC."""
+    by_name = {n.name: n for n in networks}
+    out = []
+    for p in ports:
+        net = by_name.get(p.network)
+        ipv6 = eui64_address(net.ipv6.prefix, p.mac) if net is not None and net.ipv6 is not None else None
+        out.append(NicAddress(p.network, p.mac, p.ipv4, ipv6))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from fedlib.addresses import NicAddress, check_addresses
 from fedlib.errors import InvalidArgument
 from fedlib.ids import parse_instance_id
 from fedlib.names import check_display_name, check_id, check_tenant, shown
@@ -289,8 +290,10 @@ class IndexEntry:
     status: InstanceStatus
     created_at_ms: int
     updated_at_ms: int
+    addresses: tuple[NicAddress, ...] = ()  # one per NIC (fedlib.addresses): a cut-off cell's still show
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "addresses", check_addresses(self.addresses))
         _check_instance(self.instance_id, self.home_cell)
         check_id(self.owner_cell, "owner_cell")
         check_tenant(self.tenant)
@@ -314,8 +317,10 @@ class ListingEntry:
     flavor: str
     status: InstanceStatus
     updated_at_ms: int
+    addresses: tuple[NicAddress, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "addresses", check_addresses(self.addresses))
         check_tenant(self.tenant)
         parse_instance_id(self.instance_id)
         check_display_name(self.name)
@@ -338,6 +343,7 @@ class ListingEntry:
             flavor=entry.flavor,
             status=entry.status,
             updated_at_ms=entry.updated_at_ms,
+            addresses=entry.addresses,
         )
 
 

@@ -18,6 +18,7 @@ import base64
 import enum
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
@@ -76,6 +77,7 @@ class ListFilter:
     site_id: str | None = None
     cell: str | None = None
     name_prefix: str | None = None
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None  # an instance with a NIC on it
 
     def __post_init__(self) -> None:
         if self.status is not None:
@@ -145,6 +147,7 @@ class ListPlan:
             and (f.site_id is None or entry.site_id == f.site_id)
             and (f.cell is None or entry.owner_cell == f.cell)
             and (f.name_prefix is None or entry.name.startswith(f.name_prefix))
+            and (f.address is None or any(a.holds(f.address) for a in entry.addresses))
         )
 
     def chunk(self, need: int, budget: int) -> int:
@@ -152,7 +155,7 @@ class ListPlan:
         shows whether anything follows it (so the last page carries no token); a filter that drops rows
         reads bigger chunks, but never more than the scan budget left."""
         f = self.query.filter
-        drops = f.status or f.site_id or f.cell or (f.name_prefix and not self.order.by_name)
+        drops = f.status or f.site_id or f.cell or f.address or (f.name_prefix and not self.order.by_name)
         return max(1, min(max(need, _FILTER_CHUNK), budget)) if drops else need + 1
 
 
@@ -272,6 +275,8 @@ def _mac(key: bytes, payload: bytes) -> bytes:
 def _scope(query: ListQuery) -> str:
     f = query.filter
     parts = [query.tenant, query.order.value, f.status or "", f.site_id or "", f.cell or "", f.name_prefix]
+    if f.address is not None:  # only then: tokens issued before address filters stay valid
+        parts.append(str(f.address))
     return hashlib.blake2b(json.dumps(parts).encode(), digest_size=8).hexdigest()
 
 

@@ -210,11 +210,16 @@ def global_migrations(ks: str) -> tuple[Migration, ...]:
         ),
         Migration(
             5,
-            "provider networks in each cell's capacity summary (free addresses, the default network)",
+            "provider networks in capacity summaries; instances' addresses in the index and the listing",
             (),
             columns=(
                 Column("capacity", "networks", "map<text, int>"),
                 Column("capacity", "default_network", "text"),
+                # Each NIC of an instance (fedlib.addresses) in one text: a cut-off cell's guests still
+                # show their addresses, and a listing can be filtered by address.
+                Column("instance_index", "addresses", "text"),
+                Column("listing_gen_by_created", "addresses", "text"),
+                Column("listing_gen_by_name", "addresses", "text"),
             ),
         ),
     )

@@ -18,6 +18,7 @@ from cellapi.router.owners import Owners
 from cellapi.router.settings import RouterSettings
 from fedlib.errors import DeadlineExceeded, NotFound, Unavailable
 from fedlib.ids import InstanceId
+from fedrpc.addresses import address_to_proto
 from fedrpc.status import error_from_rpc
 from replication.model import IndexEntry
 
@@ -116,6 +117,7 @@ def index_to_instance(entry: IndexEntry, now_ms: int, *, stale: bool, site: str)
         site=site,
         stale=stale,
     )
+    out.addresses.extend(address_to_proto(a) for a in entry.addresses)
     out.create_time.FromMilliseconds(entry.created_at_ms)
     out.update_time.FromMilliseconds(entry.updated_at_ms)
     if stale:

@@ -88,4 +88,5 @@ def _as_index(e: ListingEntry) -> IndexEntry:
         status=e.status,
         created_at_ms=e.created_at_ms,
         updated_at_ms=e.updated_at_ms,
+        addresses=e.addresses,
     )

@@ -7,12 +7,13 @@ from collections.abc import Callable
 
 from cellfed.v1 import common_pb2, compute_pb2
 
+from fedlib.addresses import parse_ip
 from fedlib.catalog import check_image, resolve_flavor
 from fedlib.errors import InvalidArgument
 from fedlib.flavor import Flavor
 from fedlib.ids import InstanceId, parse_instance_id
 from fedlib.limits import check_labels, check_user_data
-from fedlib.names import check_display_name, check_id
+from fedlib.names import check_display_name, check_id, shown
 from fedlib.networks import check_requested
 from replication.model import InstanceStatus, check_request_id
 from replication.paging import MAX_PAGE_SIZE, ListFilter, ListOrder
@@ -75,7 +76,8 @@ def list_order(order_by: str) -> ListOrder:
 
 
 def list_filter(text: str) -> ListFilter:
-    """AIP-160 subset: a conjunction of `status=ACTIVE`, `site=par1`, `cell=par1-c1`, `name:web-*`."""
+    """AIP-160 subset: a conjunction of `status=ACTIVE`, `site=par1`, `cell=par1-c1`, `name:web-*`,
+    `address=203.0.113.7` (an instance with a NIC on that IPv4 or IPv6 address)."""
     values: dict[str, str] = {}
     for term in filter(None, (t.strip() for t in (text or "").replace(" AND ", " ").split())):
         key, op, value = _split_term(term)
@@ -94,16 +96,18 @@ def list_filter(text: str) -> ListFilter:
         site_id=values.get("site"),
         cell=values.get("cell"),
         name_prefix=prefix.rstrip("*") if prefix else None,
+        address=parse_ip(values["address"], "filter address") if "address" in values else None,
     )
 
 
 def _split_term(term: str) -> tuple[str, str, str]:
     for op in ("=", ":"):
         key, sep, value = term.partition(op)
-        if sep and key in ("status", "site", "cell", "name") and value:
+        if sep and key in ("status", "site", "cell", "name", "address") and value:
             return key, op, value
     raise InvalidArgument(
-        f"filter term {term!r} is not supported (status=, site=, cell=, name:prefix*)", field="filter"
+        f"filter term {shown(term)} is not supported (status=, site=, cell=, name:prefix*, address=)",
+        field="filter",
     )
 
 

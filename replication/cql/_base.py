@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fedlib.addresses import NicAddress
 from fedlib.errors import ConfigError
 from replication.cql.session import CqlResult, CqlSession
+from replication.model import IndexEntry, ListingEntry
 
 # The request path never waits on the WAN (DESIGN principle 3): LOCAL_* levels only.
 READ = "LOCAL_QUORUM"
@@ -93,3 +95,14 @@ class CqlTable:
     async def read_one(self, cql: str, params: Sequence[Any]) -> dict[str, Any] | None:
         result = await self.run(cql, params, consistency=self.levels.read)
         return result.rows[0] if result.rows else None
+
+
+def encode_addresses(entry: IndexEntry | ListingEntry) -> str:
+    """A row's NICs as one text value, `nic;nic` (each fedlib.addresses text); empty: no NIC. Text, not a
+    collection: writing a collection lays a tombstone under it each time, and these rows are rewritten
+    on every change and re-assert, then read by every listing page."""
+    return ";".join(a.encode() for a in entry.addresses)
+
+
+def decode_addresses(value: str | None) -> tuple[NicAddress, ...]:
+    return tuple(NicAddress.decode(v) for v in (value or "").split(";") if v)

@@ -17,12 +17,12 @@ from cassandra.query import BatchStatement, BatchType
 
 from fedlib.names import check_id, check_tenant
 from replication import paging
-from replication.cql._base import CqlTable, ts_us
+from replication.cql._base import CqlTable, decode_addresses, encode_addresses, ts_us
 from replication.cql.session import CqlSession
 from replication.listing_gens import Generations, drop_ts_us, footprint_ts_us
 from replication.model import ListingEntry, ListPage, check_ms
 
-_VALUES = "owner_cell, site_id, flavor, status, updated_at"
+_VALUES = "owner_cell, site_id, flavor, status, updated_at, addresses"
 _COLUMNS = f"tenant, created_at, instance_id, name, {_VALUES}"
 _Statement = tuple[str, tuple[Any, ...]]
 _Partition = tuple[str, int]  # (cell_id, gen) of one tenant
@@ -48,7 +48,7 @@ class CqlListing(CqlTable):
     async def put(self, entry: ListingEntry, *, previous_name: str | None = None) -> None:
         e, ts = entry, ts_us(entry.updated_at_ms)
         gens = await self._generations(e.owner_cell)
-        values = (e.owner_cell, e.site_id, e.flavor, e.status.value, e.updated_at_ms)
+        values = (e.owner_cell, e.site_id, e.flavor, e.status.value, e.updated_at_ms, encode_addresses(e))
         statements: list[_Statement] = []
         for gen in gens.written:
             key = (e.tenant, e.owner_cell, gen)
@@ -56,12 +56,12 @@ class CqlListing(CqlTable):
                 (
                     f"INSERT INTO {self.ks}.listing_gen_by_created (tenant, cell_id, gen, created_at, "
                     f"instance_id, name, {_VALUES}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
                     (*key, e.created_at_ms, e.instance_id, e.name, *values, ts),
                 ),
                 (
                     f"INSERT INTO {self.ks}.listing_gen_by_name (tenant, cell_id, gen, name, instance_id, "
-                    f"created_at, {_VALUES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+                    f"created_at, {_VALUES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
                     (*key, e.name, e.instance_id, e.created_at_ms, *values, ts),
                 ),
             ]
@@ -235,4 +235,5 @@ def _entry(r: dict[str, Any]) -> ListingEntry:
         flavor=r["flavor"],
         status=r["status"],
         updated_at_ms=r["updated_at"],
+        addresses=decode_addresses(r["addresses"]),
     )

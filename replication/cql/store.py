@@ -14,7 +14,7 @@ from typing import Any
 from fedlib.errors import NotFound
 from fedlib.ids import parse_instance_id
 from fedlib.names import check_id
-from replication.cql._base import BUCKET, CqlTable, Levels, ts_us
+from replication.cql._base import BUCKET, CqlTable, Levels, decode_addresses, encode_addresses, ts_us
 from replication.cql.federation_rows import CqlRevocations
 from replication.cql.idempotency import CqlIdempotency
 from replication.cql.listing import CqlListing
@@ -196,18 +196,20 @@ class CqlCapacity(CqlTable):
         )
 
 
-_INDEX_COLUMNS = "instance_id, home_cell, owner_cell, tenant, name, flavor, status, created_at, updated_at"
+_INDEX_COLUMNS = (
+    "instance_id, home_cell, owner_cell, tenant, name, flavor, status, created_at, updated_at, addresses"
+)
 
 
 class CqlIndex(CqlTable):
     async def put(self, entry: IndexEntry) -> None:
         e = entry
         await self.run(
-            f"INSERT INTO {self.ks}.instance_index ({_INDEX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO {self.ks}.instance_index ({_INDEX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "USING TIMESTAMP ?",
             (
                 *(e.instance_id, e.home_cell, e.owner_cell, e.tenant, e.name, e.flavor, e.status.value),
-                *(e.created_at_ms, e.updated_at_ms, ts_us(e.updated_at_ms)),
+                *(e.created_at_ms, e.updated_at_ms, encode_addresses(e), ts_us(e.updated_at_ms)),
             ),
         )
 
@@ -228,6 +230,7 @@ class CqlIndex(CqlTable):
             status=r["status"],
             created_at_ms=r["created_at"],
             updated_at_ms=r["updated_at"],
+            addresses=decode_addresses(r["addresses"]),
         )
 
     async def delete(self, instance_id: str, *, at_ms: int) -> None:

@@ -7,13 +7,16 @@ paging with opaque tokens, and claim-once idempotency.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import random
 from dataclasses import replace
 
 import pytest
 
+from fedlib.addresses import NicAddress
 from fedlib.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from fedlib.ids import new_instance_id
+from fedlib.macs import mac_for
 from replication.model import (
     CapacitySummary,
     Cell,
@@ -185,7 +188,18 @@ async def test_router_reports_newest_wins_and_outlive_the_heartbeat(h: Harness) 
 
 def _index(cell: str, n: int, status: InstanceStatus, at: int) -> IndexEntry:
     iid = str(new_instance_id(cell, T0 + n, n))
-    return IndexEntry(iid, cell, cell, "acme", f"vm-{n}", "m1-small", status, T0 + n, at)
+    return IndexEntry(iid, cell, cell, "acme", f"vm-{n}", "m1-small", status, T0 + n, at, _nics(n))
+
+
+def _nics(n: int) -> tuple[NicAddress, ...]:
+    """Every third instance has no NIC; the others one on public (IPv4 and IPv6), some an IPv6-only second."""
+    if n % 3 == 0:
+        return ()
+    public = NicAddress("public", mac_for("cpar", 2 * n), ipaddress.IPv4Address(f"203.0.113.{n % 250}"),
+                        ipaddress.IPv6Address(f"2001:db8::{n:x}"))  # fmt: skip
+    backend_ipv6 = ipaddress.IPv6Address(f"2001:db8:1::{n:x}")
+    backend = NicAddress("backend", mac_for("cpar", 2 * n + 1), None, backend_ipv6)
+    return (public, backend) if n % 3 == 2 else (public,)
 
 
 async def test_index_put_get_delete(h: Harness) -> None:
@@ -194,7 +208,10 @@ async def test_index_put_get_delete(h: Harness) -> None:
     with pytest.raises(NotFound):
         await ix.get(e.instance_id)
     await ix.put(e)
-    assert await ix.get(e.instance_id) == e
+    assert await ix.get(e.instance_id) == e and len(e.addresses) == 1  # its NIC comes back whole
+    no_nic = _index(cell, 3, InstanceStatus.ACTIVE, T0 + 1)
+    await ix.put(no_nic)
+    assert (await ix.get(no_nic.instance_id)).addresses == ()
     active = _index(cell, 1, InstanceStatus.ACTIVE, T0 + 2)
     await ix.put(active)
     await ix.put(e)  # the BUILDING report again, late: ignored
@@ -219,6 +236,7 @@ def _listing(tenant: str, n: int, rng: random.Random) -> ListingEntry:
         flavor="m1-small",
         status=rng.choice([InstanceStatus.ACTIVE, InstanceStatus.STOPPED, InstanceStatus.ERROR]),
         updated_at_ms=T0 + 100_000,
+        addresses=_nics(n),
     )
 
 
@@ -250,6 +268,9 @@ FILTERS = [
     ListFilter(cell="clis", status=InstanceStatus.ACTIVE),
     ListFilter(name_prefix="web-1"),
     ListFilter(name_prefix="W"),
+    ListFilter(address=ipaddress.IPv4Address("203.0.113.7")),
+    ListFilter(address=ipaddress.IPv6Address("2001:db8:1::b"), status=InstanceStatus.ACTIVE),
+    ListFilter(address=ipaddress.IPv4Address("192.0.2.1")),  # nobody's
 ]
 
 
@@ -276,6 +297,7 @@ def _matches(e: ListingEntry, f: ListFilter) -> bool:
         and (f.site_id is None or e.site_id == f.site_id)
         and (f.cell is None or e.owner_cell == f.cell)
         and (f.name_prefix is None or e.name.startswith(f.name_prefix))
+        and (f.address is None or f.address in {a for n in e.addresses for a in (n.ipv4, n.ipv6)})
     )
 
 

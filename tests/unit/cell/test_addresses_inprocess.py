@@ -139,3 +139,23 @@ async def test_a_network_only_a_farther_cell_declares_sends_the_create_there() -
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "networks[0]" in (err.value.details() or "") and "storage" in (err.value.details() or "")
         assert sum(c.link.calls.get("BuildInstance", 0) for c in h.cells.values()) == 1  # only db's
+
+
+async def test_a_down_cells_instance_still_shows_its_addresses_and_a_list_finds_it_by_address() -> None:
+    async with Harness.running(SITES, cells()) as h:
+        api = h.api("par1")
+        made = await api.CreateInstance(create_request("far", site="ams1"))
+        other = await api.CreateInstance(create_request("near"))
+        await h.indexed(made.instance_id)
+        await h.indexed(other.instance_id)
+        (nic,) = made.addresses
+        await h.mark_down("ams1-c1")
+        got = await api.GetInstance(compute_pb2.GetInstanceRequest(name=made.name))
+        assert got.stale and list(got.addresses) == list(made.addresses)  # from the index
+        for address in (nic.ipv4, nic.ipv6):
+
+            async def found(address: str = address) -> bool:
+                page = await api.ListInstances(compute_pb2.ListInstancesRequest(filter=f"address={address}"))
+                return [i.instance_id for i in page.instances] == [made.instance_id]
+
+            await h.until(found, f"the listing finds {address}")
