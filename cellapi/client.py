@@ -134,6 +134,10 @@ class Client:
     async def whoami(self) -> compute_pb2.WhoAmIResponse:
         return await self._call(lambda r: r.compute.WhoAmI(empty_pb2.Empty(), **self._kw()))
 
+    async def networks(self) -> compute_pb2.ListNetworksResponse:
+        req = compute_pb2.ListNetworksRequest()
+        return await self._call(lambda r: r.compute.ListNetworks(req, **self._kw()))
+
     async def watch(
         self, instance_id: str, timeout_s: float = 600.0
     ) -> AsyncIterator[common_pb2.InstanceEvent]:

@@ -19,6 +19,7 @@ from cellapi.cli.render import (
     instance_detail,
     instances_table,
     merge_pages,
+    networks_table,
     unreachable_warning,
     whoami_table,
 )
@@ -238,6 +239,24 @@ def whoami(raw: RawOptions) -> None:
     async def go(s: Session) -> int:
         me = await s.client.whoami()
         s.show(me, lambda: whoami_table(me))
+        return 0
+
+    run(raw, go)
+
+
+@cli.group()
+def network() -> None:
+    """The provider networks creates can name (`create --network NAME`)."""
+
+
+@network.command(name="list")
+@click.pass_obj
+def network_list(raw: RawOptions) -> None:
+    """Every network some cell declares, the sites that have it, and where it is the default."""
+
+    async def go(s: Session) -> int:
+        found = await s.client.networks()
+        s.show(found, lambda: networks_table(found))
         return 0
 
     run(raw, go)

@@ -164,3 +164,10 @@ def whoami_table(me: compute_pb2.WhoAmIResponse) -> Table:
     ):
         add_row(t, field, value)
     return t
+
+
+def networks_table(response: compute_pb2.ListNetworksResponse) -> Table:
+    t = table("NETWORK", "SITES", "DEFAULT AT")
+    for n in response.networks:
+        add_row(t, n.name, ",".join(n.sites), ",".join(n.default_at))
+    return t

@@ -20,6 +20,7 @@ from cellapi.router.groups import GroupSites
 from cellapi.router.instances import InstanceOps
 from cellapi.router.listing import Lister
 from cellapi.router.metrics import RouterMetrics
+from cellapi.router.networks import network_summaries
 from cellapi.router.owners import Owners
 from cellapi.router.placement import Placement
 from cellapi.router.prober import ProbeCheck, Prober
@@ -172,7 +173,8 @@ async def start_router(
         lambda site: metrics.unreachable.labels(settings.site_id, site).inc(),
     )
     groups = GroupSites(directory, cells, prober.reachable, settings.enrich_timeout_s)
-    compute = ComputeServicer(settings, placement, creator, ops, lister, count, groups)
+    networks = lambda: network_summaries(directory.snapshot.cells, directory.snapshot.capacity)  # noqa: E731
+    compute = ComputeServicer(settings, placement, creator, ops, lister, count, groups, networks)
     federation = FederationServicer(settings, directory, prober, placement, cells, clock_ms, count)
     compute_api = lambda s: compute_pb2_grpc.add_ComputeServiceServicer_to_server(compute, s)  # noqa: E731
     federation_api = lambda s: federation_pb2_grpc.add_FederationServiceServicer_to_server(federation, s)  # noqa: E731

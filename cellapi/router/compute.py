@@ -3,7 +3,7 @@ validate, route, encode. Tenant comes from the token, never from the request."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 import grpc
@@ -51,9 +51,11 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
         lister: Lister,
         count: rq.Counter,
         groups: Groups,
+        networks: Callable[[], compute_pb2.ListNetworksResponse],
     ) -> None:
         self._settings, self._placement, self._creator = settings, placement, creator
         self._ops, self._lister, self.count_request, self._groups = ops, lister, count, groups
+        self._networks = networks
 
     @unary()
     async def CreateInstance(
@@ -149,6 +151,12 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
             router_site=self._settings.site_id,
             router_id=self._settings.router_id,
         )
+
+    @unary()
+    async def ListNetworks(
+        self, request: compute_pb2.ListNetworksRequest, context: grpc.aio.ServicerContext
+    ) -> compute_pb2.ListNetworksResponse:
+        return self._networks()
 
 
 def _as_read_by(inst: common_pb2.Instance) -> common_pb2.Instance:

@@ -20,6 +20,7 @@ from cellapi.router import requests as rq
 from cellapi.router.cell_clients import CellClients
 from cellapi.router.directory import Directory
 from cellapi.router.host_ops import HostOps, parse_cell
+from cellapi.router.networks import cell_networks
 from cellapi.router.peers import rtt_of
 from cellapi.router.placement import Placement
 from cellapi.router.prober import Prober, cell_target, router_target
@@ -141,6 +142,7 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
                 )
             )
             view.instances_by_status.update(cap.instances_by_status)
+            view.networks.extend(cell_networks(cap))
             view.capacity_age.FromMilliseconds(max(0, now - cap.updated_at_ms))
         rtt = self._rtt(cell_target(cell_id))
         if rtt is not None:

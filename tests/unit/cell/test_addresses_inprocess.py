@@ -11,12 +11,13 @@ import ipaddress
 
 import grpc
 import pytest
-from cellfed.v1 import compute_pb2
+from cellfed.v1 import compute_pb2, federation_pb2
 
 from cell import upkeep
 from cell.records import CellInstance, from_row
 from fedlib.networks import parse_network
-from tests.inprocess.harness import SITES, Harness, cells, create_request
+from tests.inprocess.harness import SITES, CellSpec, Harness, cells, create_request
+from tests.unit.cellapi.router.test_hosts_inprocess import federation
 
 TINY_POOL = parse_network({
     "name": "public", "bridge": "br-cellfed", "default": True,
@@ -122,10 +123,15 @@ BACKEND = parse_network({
 })  # fmt: skip
 
 
-async def test_a_network_only_a_farther_cell_declares_sends_the_create_there() -> None:
-    specs = [
+def backend_at_ams1() -> list[CellSpec]:
+    """Every site's own public network; ams1 also declares backend."""
+    return [
         dataclasses.replace(c, networks=(*c.networks, BACKEND)) if c.site_id == "ams1" else c for c in cells()
     ]
+
+
+async def test_a_network_only_a_farther_cell_declares_sends_the_create_there() -> None:
+    specs = backend_at_ams1()
     async with Harness.running(SITES, specs) as h:
         request = create_request("db")
         request.networks.extend(["public", "backend"])
@@ -159,3 +165,23 @@ async def test_a_down_cells_instance_still_shows_its_addresses_and_a_list_finds_
                 return [i.instance_id for i in page.instances] == [made.instance_id]
 
             await h.until(found, f"the listing finds {address}")
+
+
+async def test_users_list_the_networks_and_operators_see_each_cells_free_addresses() -> None:
+    specs = backend_at_ams1()
+    async with Harness.running(SITES, specs) as h:
+        found = await h.api("nyc1").ListNetworks(compute_pb2.ListNetworksRequest())
+        assert [(n.name, list(n.sites), list(n.default_at)) for n in found.networks] == [
+            ("backend", ["ams1"], []),
+            ("public", ["ams1", "nyc1", "par1"], ["ams1", "nyc1", "par1"]),
+        ]
+        await h.api("par1").CreateInstance(create_request("one"))
+        await h.sync()
+        view = await federation(h).ListSites(federation_pb2.ListSitesRequest())
+        nets = {
+            c.cell: {n.name: (n.free_addresses, n.default) for n in c.networks}
+            for s in view.sites
+            for c in s.cells
+        }
+        assert nets["par1-c1"] == {"public": (52, True)}  # site_network(0)'s pool: 53, one taken
+        assert nets["ams1-c1"] == {"public": (53, True), "backend": (11, False)}

@@ -66,6 +66,13 @@ class FakeClient:
         self._record("get", instance_id)
         return inst(common_pb2.ACTIVE)
 
+    async def networks(self) -> compute_pb2.ListNetworksResponse:
+        self._record("networks", None)
+        return compute_pb2.ListNetworksResponse(networks=[
+            compute_pb2.NetworkSummary(name="backend", sites=["ams1"]),
+            compute_pb2.NetworkSummary(name="public", sites=["ams1", "par1"], default_at=["ams1", "par1"]),
+        ])  # fmt: skip
+
     async def list(self, **kw: Any) -> compute_pb2.ListInstancesResponse:
         self._record("list", kw)
         return self.pages.pop(0)
@@ -358,3 +365,16 @@ def test_an_operators_certificate_goes_with_the_ca_for_an_admin_port(
     ):
         result = cellctl(*args, "get", IID)
         assert result.exit_code == 2 and says in result.stderr, result.stderr
+
+
+def test_network_list_shows_each_network_with_its_sites(fake: FakeClient) -> None:
+    result = cellctl("network", "list")
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert rows == [
+        ["NETWORK", "SITES", "DEFAULT", "AT"],
+        ["backend", "ams1"],
+        ["public", "ams1,par1", "ams1,par1"],
+    ]
+    as_json = json.loads(cellctl("-o", "json", "network", "list").stdout)
+    assert [n["name"] for n in as_json["networks"]] == ["backend", "public"]
