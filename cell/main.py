@@ -18,7 +18,7 @@ from cell.leases import LeaseSettings
 from cell.metrics import CellMetrics
 from cell.placement import Policy
 from cell.reassert_pacing import Pacing
-from fedlib.errors import InvalidArgument
+from fedlib.errors import CellfedError, InvalidArgument
 from fedlib.names import check_id, keyspace_for_cell
 from fedlib.networks import ProviderNetwork, parse_networks
 from fedlib.pki.identity import Role
@@ -104,7 +104,10 @@ def cell_cli() -> None:
 def serve_command(**flags: Any) -> None:
     """Runs one cell controller until SIGTERM."""
     log_to_stderr("cell")
-    asyncio.run(serve(cell_process(**flags)))
+    try:
+        asyncio.run(serve(cell_process(**flags)))
+    except CellfedError as exc:  # refused at start (e.g. a declaration that pulls a network from guests)
+        raise click.ClickException(exc.message) from None
 
 
 def cell_process(

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from cell import main as cell_main
+from fedlib.errors import FailedPrecondition
 
 IPV4 = {"cidr": "203.0.113.0/26", "gateway": "203.0.113.1", "pool": ["203.0.113.10", "203.0.113.62"]}
 IPV6 = {"prefix": "2001:db8:1::/64", "gateway": "2001:db8:1::1"}
@@ -67,3 +68,19 @@ def test_a_file_over_a_mebibyte_is_refused_unread(tmp_path: Path) -> None:
     path.write_bytes(b" " * ((1 << 20) + 1))
     with pytest.raises(Exception, match="larger than 1 MiB"):
         _process(path)
+
+
+def test_a_start_the_cell_refuses_ends_with_its_message_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refused(process: cell_main.CellProcess) -> None:
+        raise FailedPrecondition("instance par1-c1.x has a NIC on network gone, no longer declared")
+
+    monkeypatch.setattr(cell_main, "serve", refused)
+    result = CliRunner().invoke(
+        cell_main.cell_cli,
+        ["serve", "--cell-id", "par1-c1", "--site", "par1", "--region", "eu-west", "--cassandra", "127.0.0.1",
+         "--local-dc", "eu-west"],
+    )  # fmt: skip
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "Error: instance par1-c1.x has a NIC on network gone, no longer declared" in result.output
