@@ -48,10 +48,13 @@ def sites(raw: RawOptions) -> None:
 @click.option("--flavor", required=True, help="The flavor to place, e.g. m1.small.")
 @near_options
 @click.option("--from-site", metavar="SITE", help="Pretend the request entered here (default: the router's).")
+@click.option("--network", "networks", multiple=True, metavar="NAME", help="As create --network; repeatable.")
 @click.pass_obj
-def explain(raw: RawOptions, /, flavor: str, from_site: str | None, **near_kw: Any) -> None:
+def explain(
+    raw: RawOptions, /, flavor: str, from_site: str | None, networks: tuple[str, ...], **near_kw: Any
+) -> None:
     """Where a create would go and why: every candidate with eligibility and reason, then the choice."""
-    request = explain_request(flavor, near_from(near_kw), from_site)
+    request = explain_request(flavor, near_from(near_kw), from_site, networks)
 
     async def go(s: Session) -> int:
         ex = await s.client.explain(request)

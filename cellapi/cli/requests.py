@@ -105,9 +105,11 @@ def create_request(
     )
 
 
-def explain_request(flavor: str, near: Near, from_site: str | None) -> federation_pb2.ExplainPlacementRequest:
+def explain_request(
+    flavor: str, near: Near, from_site: str | None, networks: Sequence[str] = ()
+) -> federation_pb2.ExplainPlacementRequest:
     return federation_pb2.ExplainPlacementRequest(
-        flavor=flavor, placement=placement_hint(near), from_site=from_site or ""
+        flavor=flavor, placement=placement_hint(near), from_site=from_site or "", networks=networks
     )
 
 

@@ -28,6 +28,7 @@ from cellapi.router.settings import RouterSettings
 from cellapi.router.site_reports import freshest_by_site, matrix_row, site_traffic
 from fedlib.catalog import resolve_flavor
 from fedlib.errors import NotFound
+from fedlib.networks import check_requested
 from fedrpc.handlers import unary
 from replication.model import CellState
 
@@ -158,7 +159,9 @@ class FederationServicer(federation_pb2_grpc.FederationServiceServicer):
     ) -> federation_pb2.PlacementExplanation:
         flavor = resolve_flavor(request.flavor)
         rq.check_placement(request.placement)
-        ex = self._placement.explain(flavor, request.placement, request.from_site or self._settings.site_id)
+        networks = check_requested(list(request.networks))
+        from_site = request.from_site or self._settings.site_id
+        ex = self._placement.explain(flavor, request.placement, from_site, networks=networks)
         out = federation_pb2.PlacementExplanation(
             chosen_cell=ex.chosen.cell.cell_id if ex.chosen else "", summary=f"{ex.reference}: {ex.summary}"
         )

@@ -185,3 +185,18 @@ async def test_users_list_the_networks_and_operators_see_each_cells_free_address
         }
         assert nets["par1-c1"] == {"public": (52, True)}  # site_network(0)'s pool: 53, one taken
         assert nets["ams1-c1"] == {"public": (53, True), "backend": (11, False)}
+
+
+async def test_explain_placement_says_which_cells_lack_a_network() -> None:
+    async with Harness.running(SITES, backend_at_ams1()) as h:
+        request = federation_pb2.ExplainPlacementRequest(flavor="m1.small", networks=["backend"])
+        ex = await federation(h).ExplainPlacement(request)
+        assert ex.chosen_cell == "ams1-c1"
+        reasons = {c.cell: c.reason for c in ex.candidates}
+        assert reasons["par1-c1"] == "no network backend" and reasons["nyc1-c1"] == "no network backend"
+        request.networks[:] = ["backend", "backend"]
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await federation(h).ExplainPlacement(request)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "networks[1]" in (
+            err.value.details() or ""
+        )

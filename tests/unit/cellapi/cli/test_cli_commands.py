@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
-from cellfed.v1 import common_pb2, compute_pb2
+from cellfed.v1 import common_pb2, compute_pb2, federation_pb2
 from click.testing import CliRunner, Result
 from rich.console import Console
 
@@ -65,6 +65,12 @@ class FakeClient:
     async def get(self, instance_id: str) -> common_pb2.Instance:
         self._record("get", instance_id)
         return inst(common_pb2.ACTIVE)
+
+    async def explain(
+        self, request: federation_pb2.ExplainPlacementRequest
+    ) -> federation_pb2.PlacementExplanation:
+        self._record("explain", request)
+        return federation_pb2.PlacementExplanation(chosen_cell="ams1-c1", summary="ams1-c1 at ams1")
 
     async def networks(self) -> compute_pb2.ListNetworksResponse:
         self._record("networks", None)
@@ -378,3 +384,10 @@ def test_network_list_shows_each_network_with_its_sites(fake: FakeClient) -> Non
     ]
     as_json = json.loads(cellctl("-o", "json", "network", "list").stdout)
     assert [n["name"] for n in as_json["networks"]] == ["backend", "public"]
+
+
+def test_explain_passes_the_networks_to_place_by(fake: FakeClient) -> None:
+    result = cellctl("explain", "--flavor", "m1.small", "--network", "backend", "--network", "public")
+    assert result.exit_code == 0, result.output
+    name, request = fake.calls[-1]
+    assert name == "explain" and list(request.networks) == ["backend", "public"]
