@@ -121,9 +121,12 @@ async def _apply_one(
         else:
             for statement in migration.statements:
                 await _ddl(session, statement, limit)
-        for column in migration.columns:
-            # Cassandra 2.1 has no ADD IF NOT EXISTS: a run that died after this ALTER must not repeat it.
-            if not await system.has_column(ks, column.table, column.name):
+        # Cassandra 2.1 has no ADD IF NOT EXISTS: a run that died after an ALTER must not repeat it.
+        missing = [c for c in migration.columns if not await system.has_column(ks, c.table, c.name)]
+        if migration.independent and len({c.table for c in missing}) == len(missing):
+            await asyncio.gather(*(_ddl(session, c.statement(ks), limit) for c in missing))
+        else:  # two on one table go one after the other
+            for column in missing:
                 await _ddl(session, column.statement(ks), limit)
         for copy in migration.copies:
             await _COPIES[copy](session, ks)

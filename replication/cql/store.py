@@ -9,9 +9,10 @@ Driver errors arrive as fedlib errors from replication.cql.session (Unavailable 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from fedlib.errors import NotFound
+from fedlib.errors import InvalidArgument, NotFound
 from fedlib.ids import parse_instance_id
 from fedlib.names import check_id
 from replication.cql._base import BUCKET, CqlTable, Levels, decode_addresses, encode_addresses, ts_us
@@ -154,7 +155,7 @@ _REPORT_COLUMNS = (
 
 _CAPACITY_COLUMNS = (
     "cell_id, vcpus_total, vcpus_free, mem_mb_total, mem_mb_free, disk_gb_total, disk_gb_free, instances, "
-    "hosts_up, updated_at, instances_by_status, networks, default_network"
+    "hosts_up, updated_at, instances_by_status, networks"
 )
 
 
@@ -163,13 +164,13 @@ class CqlCapacity(CqlTable):
         s = summary
         await self.run(
             f"INSERT INTO {self.ks}.capacity (bucket, {_CAPACITY_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
             (
                 *(BUCKET, s.cell_id, s.vcpus_total, s.vcpus_free, s.mem_mb_total, s.mem_mb_free),
                 *(s.disk_gb_total, s.disk_gb_free, s.instances, s.hosts_up),
                 # Inserting a map replaces it whole (its tombstone carries the same timestamp - 1 us), so
                 # a status that dropped to none does not linger, and an older publish cannot revive one.
-                *(s.updated_at_ms, dict(s.instances_by_status), dict(s.networks), s.default_network),
+                *(s.updated_at_ms, dict(s.instances_by_status), _networks_text(s)),
                 ts_us(s.updated_at_ms),
             ),
         )
@@ -311,9 +312,27 @@ def _capacity(r: dict[str, Any]) -> CapacitySummary:
         hosts_up=r["hosts_up"],
         updated_at_ms=r["updated_at"],
         instances_by_status=dict(r["instances_by_status"] or {}),  # an empty map reads back as null
-        networks=dict(r["networks"] or {}),
-        default_network=r["default_network"] or "",
+        **_networks_of(r["networks"]),
     )
+
+
+def _networks_text(s: CapacitySummary) -> str:
+    """A cell's networks as one text value; empty: it declares none."""
+    if not s.networks:
+        return ""
+    return json.dumps({"default": s.default_network, "free": dict(s.networks)}, sort_keys=True)
+
+
+def _networks_of(text: str | None) -> dict[str, Any]:
+    """Back from `_networks_text`; CapacitySummary then checks every name and count. A value that is not
+    that shape is refused rather than read as "no networks" (which would hide a cell's networks)."""
+    if not text:
+        return {"networks": {}, "default_network": ""}
+    try:
+        data = json.loads(text)
+        return {"networks": dict(data["free"]), "default_network": str(data["default"])}
+    except (ValueError, KeyError, TypeError):
+        raise InvalidArgument("capacity networks is not {default, free}", field="networks") from None
 
 
 def _report(r: dict[str, Any]) -> RouterReport:
