@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 # Bounded so a slow store cannot grow the controller's memory; overflow drops log lines, never records.
 _ACTION_LOG_QUEUE = 10_000
+MAC_SEQUENCE = "mac_sequence"
+# MACs reserved per high-water write: one extra write per 1,024 builds; a restart skips at most that many
+# of the cell's 2^24.
+MAC_BLOCK = 1024
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class CellController:
         self.core = CellCore(settings.core())
         self._watchers: dict[str, set[asyncio.Queue[tuple[CellInstance, str]]]] = {}
         self._action_log: asyncio.Queue[ev.LogEntry] = asyncio.Queue(_ACTION_LOG_QUEUE)
+        self._mac_reserved = 0  # the MAC sequence's stored high-water mark (see _reserve_macs)
 
     # -- start-up -------------------------------------------------------------------------------------
     async def load(self) -> None:
@@ -98,6 +103,10 @@ class CellController:
         drained = self.core.drained
         self.core = CellCore.restore(self.settings.core(), hosts, instances, self._now())
         self.core.drained = drained
+        # Rows name the MACs of live guests and of those deleted within the retention; the mark covers
+        # the rest (older deletes, and MACs a step used whose write then failed or timed out).
+        self._mac_reserved = await self._records.high_water(MAC_SEQUENCE)
+        self.core.raise_mac_floor(self._mac_reserved)
         for inst in instances:
             if inst.record.state is not lc.State.DELETED:
                 self._publisher.instance_changed(inst)
@@ -145,6 +154,7 @@ class CellController:
                     time.perf_counter() - started
                 )
             try:
+                await self._reserve_macs(ready.next_mac)
                 await self._persist(ready)
             except BaseException:
                 self.core.burn_macs(ready)
@@ -154,6 +164,14 @@ class CellController:
             self.core.advance(ready)
         self._carry_out(ready)
         return ready
+
+    async def _reserve_macs(self, needed: int) -> None:
+        """The MAC sequence's high-water mark is raised, a block at a time, before any row naming a MAC
+        past it is written: a restart never hands one out again, even after every row naming it aged out."""
+        if needed > self._mac_reserved:
+            reserved = needed + MAC_BLOCK
+            await self._records.raise_high_water(MAC_SEQUENCE, reserved)
+            self._mac_reserved = reserved
 
     async def _persist(self, ready: ev.Ready) -> None:
         writes = [self._records.put_instance(to_row(inst)) for inst in ready.rows]

@@ -175,6 +175,10 @@ class CellCore:
         self.burn_macs(ready)
         self._views.update(ready.views)
 
+    def raise_mac_floor(self, floor: int) -> None:
+        """No MAC below `floor` is handed out (the stored high-water mark, after a restart)."""
+        self.next_mac = max(self.next_mac, floor)
+
     def burn_macs(self, ready: ev.Ready) -> None:
         """MACs a step handed out are used up whether or not its rows were stored: a write that timed out
         may still have landed, and a MAC is cheap (2^24 per cell) where a duplicate on a segment is not."""

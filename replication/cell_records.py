@@ -8,8 +8,11 @@ to the same assertions by tests/contract/test_cell_records_contract.py.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from fedlib.errors import InvalidArgument
 
 # A deleted instance's record stays readable (status DELETED) this long, then ages out by TTL.
 DELETED_RETENTION_S = 24 * 3600
@@ -58,3 +61,16 @@ class CellRecords(Protocol):
     async def events(
         self, instance_id: str, day_ms: int, limit: int = 100
     ) -> list[tuple[int, str, str, str]]: ...
+    # A sequence's high-water mark (the cell's MAC sequence): never lowered, whatever order writes land in.
+    async def raise_high_water(self, name: str, value: int) -> None: ...
+    async def high_water(self, name: str) -> int: ...  # 0 when never raised
+
+
+_HIGH_WATER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def check_high_water(name: str, value: int) -> None:
+    if not isinstance(name, str) or not _HIGH_WATER_NAME.fullmatch(name):
+        raise InvalidArgument(f"high-water name {name!r:.40} is not a plain name", field="name")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 1 << 62:
+        raise InvalidArgument(f"high-water value {value!r:.40} must be a positive count", field="value")

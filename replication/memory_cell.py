@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fedlib.errors import NotFound
-from replication.cell_records import DELETED_RETENTION_S, HostRow, InstanceRow
+from replication.cell_records import DELETED_RETENTION_S, HostRow, InstanceRow, check_high_water
 
 _DAY_MS = 86_400_000
 
@@ -13,6 +13,7 @@ class MemoryCellRecords:
         self._instances: dict[str, InstanceRow] = {}
         self._hosts: dict[str, HostRow] = {}
         self._events: dict[tuple[str, int], list[tuple[int, str, str, str]]] = {}
+        self._high_water: dict[str, int] = {}
 
     async def put_instance(self, row: InstanceRow) -> None:
         old = self._instances.get(row.instance_id)
@@ -44,6 +45,13 @@ class MemoryCellRecords:
     ) -> list[tuple[int, str, str, str]]:
         rows = sorted(self._events.get((instance_id, day_ms // _DAY_MS), []), reverse=True)
         return rows[:limit]
+
+    async def raise_high_water(self, name: str, value: int) -> None:
+        check_high_water(name, value)
+        self._high_water[name] = max(self._high_water.get(name, 0), value)
+
+    async def high_water(self, name: str) -> int:
+        return self._high_water.get(name, 0)
 
     def expire_deleted(self, now_ms: int) -> None:
         """What the adapter's TTL does on its own: DELETED rows age out after the retention."""

@@ -262,6 +262,11 @@ def cell_migrations(ks: str) -> tuple[Migration, ...]:
             ),
             independent=True,
         ),
+        Migration(
+            2,
+            "high-water marks of the cell's sequences (its MACs: never handed out twice)",
+            (f"CREATE TABLE IF NOT EXISTS {ks}.high_water (name text PRIMARY KEY, value bigint)",),
+        ),
     )
 
 

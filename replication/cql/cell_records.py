@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from fedlib.errors import NotFound
-from replication.cell_records import DELETED_RETENTION_S, HostRow, InstanceRow
+from replication.cell_records import DELETED_RETENTION_S, HostRow, InstanceRow, check_high_water
 from replication.cql._base import BUCKET, CqlTable, ts_us
 
 _DAY_MS = 86_400_000
@@ -100,6 +100,19 @@ class CqlCellRecords(CqlTable):
             (instance_id, day_ms // _DAY_MS, limit),
         )
         return [(r["at"], r["kind"], r["status"], r["detail"]) for r in rows]
+
+    async def raise_high_water(self, name: str, value: int) -> None:
+        # The value is the write's timestamp: a lower mark that lands later loses to a higher one, with
+        # no read-before-write (the cell is this table's only writer).
+        check_high_water(name, value)
+        await self.run(
+            f"INSERT INTO {self.ks}.high_water (name, value) VALUES (?, ?) USING TIMESTAMP ?",
+            (name, value, value),
+        )
+
+    async def high_water(self, name: str) -> int:
+        row = await self.read_one(f"SELECT value FROM {self.ks}.high_water WHERE name = ?", (name,))
+        return int(row["value"]) if row is not None else 0
 
 
 def _instance(r: dict[str, Any]) -> InstanceRow:

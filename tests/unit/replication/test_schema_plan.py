@@ -105,8 +105,8 @@ def test_plan_places_each_cell_keyspace_in_its_dc_only() -> None:
     )
     assert [(p.keyspace, p.replication, p.latest) for p in plans] == [
         ("cellfed", {"eu-west": 3, "us-east": 1}, 5),
-        ("cellfed_cell_par1", {"eu-west": 3}, 1),
-        ("cellfed_cell_nyc_1", {"us-east": 1}, 1),
+        ("cellfed_cell_par1", {"eu-west": 3}, 2),
+        ("cellfed_cell_nyc_1", {"us-east": 1}, 2),
     ]
 
 
