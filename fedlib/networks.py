@@ -87,6 +87,19 @@ def parse_network(item: object, where: str = "network") -> ProviderNetwork:
     return ProviderNetwork(name, bridge, default, ipv4, ipv6, _dns(item.get("dns", []), f"{where}.dns"))
 
 
+def to_declaration(network: ProviderNetwork) -> dict[str, object]:
+    """The JSON declaration `parse_network` reads back as this network (for files a tool writes)."""
+    out: dict[str, object] = {"name": network.name, "bridge": network.bridge, "default": network.default}
+    if network.ipv4 is not None:
+        v4 = network.ipv4
+        out["ipv4"] = {"cidr": str(v4.cidr), "gateway": str(v4.gateway),
+                       "pool": [str(v4.pool_start), str(v4.pool_end)]}  # fmt: skip
+    if network.ipv6 is not None:
+        out["ipv6"] = {"prefix": str(network.ipv6.prefix), "gateway": str(network.ipv6.gateway)}
+    out["dns"] = [str(d) for d in network.dns]
+    return out
+
+
 def check_network_name(value: str, field: str = "network") -> str:
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise InvalidArgument(

@@ -17,9 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fedlib.networks import to_declaration
 from fedlib.pki.identity import Identity, Role
 from localfed.pki import LocalPki
 from localfed.processes import free_port, spawn, stop_all, wait_ready
+from localfed.site_networks import site_network
 from localfed.sites import SiteSpec, rtt_matrix
 from localfed.supervisor import Restartable, Supervisor
 from localfed.wan_proxy import DelayProxy, ProxyHost
@@ -46,6 +48,10 @@ class LocalFederation:
     # their Agent API on a port of its own.
     tls: bool = False
     pki: LocalPki | None = None
+    # Each site's cell declares a provider network from the documentation prefixes (localfed.site_networks:
+    # a /26 and a /64 per site), so guests get a NIC and an address. Off for the tests and benchmarks
+    # that create more instances per site than a /26 holds.
+    networks: bool = False
     cell_ports: dict[str, int] = field(default_factory=dict)
     agent_ports: dict[str, int] = field(default_factory=dict)
     router_ports: dict[str, int] = field(default_factory=dict)
@@ -204,7 +210,17 @@ class LocalFederation:
             "--global-keyspace", self.keyspace, "--host-grace-s", str(self.host_grace_s),
             *self._tls_flags(s, Role.CELL, s.cell),
             *(["--agent-listen", self.agent_api(s.site)] if self.agent_ports else []),
+            *(["--networks-file", str(self._networks_file(s))] if self.networks else []),
         ]  # fmt: skip
+
+    def _networks_file(self, s: SiteSpec) -> Path:
+        """The site's declaration, written once: a restart reads the same networks."""
+        path = self.root / "networks" / f"{s.cell}.json"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            index = next(i for i, site in enumerate(self.sites) if site.site == s.site)
+            path.write_text(json.dumps([to_declaration(site_network(index))], indent=2) + "\n")
+        return path
 
     def _agent_argv(self, s: SiteSpec, n: int) -> list[str]:
         host = f"{s.site}-h{n}"

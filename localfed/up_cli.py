@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import click
+from cellfed.v1 import common_pb2
 from rich.console import Console
 from rich.table import Table
 
@@ -127,7 +128,11 @@ def up(
     if tls and mode == "sync":
         raise click.UsageError("--tls runs with --mode p2p or central (the sync baseline is plaintext)")
     libvirt_uri = QEMU_URI if real_guests else TEST_URI
-    fed = LocalFederation(root, sites, [], rtt, mode=mode, libvirt_uri=libvirt_uri, tls=tls)
+    # Each site's guests get a NIC on its own network; not yet with real guests, whose bridge would have to
+    # exist on this host (issue 12: inside a network namespace the federation makes).
+    fed = LocalFederation(
+        root, sites, [], rtt, mode=mode, libvirt_uri=libvirt_uri, tls=tls, networks=not real_guests
+    )
     # `cellfed down` must find a federation that is still starting, and its SIGTERM must clean up as
     # Ctrl-C does (the default handler would kill this process and orphan every child).
     root.mkdir(parents=True, exist_ok=True)
@@ -227,8 +232,10 @@ async def _up(
     try:
         if workload:
             with console.status("running the sample workload from a client at each site ..."):
-                samples = await run_workload(fed, per_site, image)
+                created: list[common_pb2.Instance] = []
+                samples = await run_workload(fed, per_site, image, created)
             _print_workload(console, summarize(samples))
+            _print_addresses(console, created)
         await print_sites(console, fed)
         if keep:
             console.print("up: explore with cellctl (see the lines above); Ctrl-C or `cellfed down` stops it")
@@ -236,6 +243,20 @@ async def _up(
     finally:
         if scraper is not None:
             scraper.stop()
+
+
+def _print_addresses(console: Console, created: list[common_pb2.Instance]) -> None:
+    with_nics = [i for i in created if i.addresses]
+    if not with_nics:
+        return
+    # Four columns: it fits the 80 columns of a pipe (MACs and networks: `cellctl get`).
+    table = Table(title="Addresses of the workload's instances (each site's own network)")
+    for column in ("instance", "site", "IPv4", "IPv6"):
+        table.add_column(column, no_wrap=True)
+    for inst in with_nics:
+        for a in inst.addresses:
+            table.add_row(inst.display_name, inst.site, a.ipv4, a.ipv6)
+    console.print(table)
 
 
 async def _wait_for_signal() -> None:

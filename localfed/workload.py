@@ -29,14 +29,21 @@ class Sample:
     ms: float
 
 
-async def run_workload(fed: LocalFederation, per_site: int = 5, image: str = "debian-12") -> list[Sample]:
-    """With `image` "tiny-guest" each create boots the project's own kernel in a real QEMU guest."""
+async def run_workload(
+    fed: LocalFederation,
+    per_site: int = 5,
+    image: str = "debian-12",
+    created: list[common_pb2.Instance] | None = None,
+) -> list[Sample]:
+    """With `image` "tiny-guest" each create boots the project's own kernel in a real QEMU guest. `created`,
+    when given, receives every instance as its create answered (with its addresses)."""
     clients = {
         s.site: Client([fed.client_endpoint(s.site)], fed.tokens["acme"], ca=fed.ca) for s in fed.sites
     }
     samples: list[Sample] = []
     try:
-        owned = {site: await _creates(site, c, per_site, samples, image) for site, c in clients.items()}
+        made = created if created is not None else []
+        owned = {site: await _creates(site, c, per_site, samples, image, made) for site, c in clients.items()}
         for site, client in clients.items():
             for iid in owned[site]:
                 await _timed(samples, site, "get (own site)", client.get(iid))
@@ -57,7 +64,9 @@ async def run_workload(fed: LocalFederation, per_site: int = 5, image: str = "de
     return samples
 
 
-async def _creates(site: str, client: Client, count: int, samples: list[Sample], image: str) -> list[str]:
+async def _creates(
+    site: str, client: Client, count: int, samples: list[Sample], image: str, made: list[common_pb2.Instance]
+) -> list[str]:
     ids = []
     flavor = "m1.tiny" if image == "tiny-guest" else "m1.small"
     for n in range(count):
@@ -72,6 +81,7 @@ async def _creates(site: str, client: Client, count: int, samples: list[Sample],
         )
         inst = await _timed(samples, site, "create", client.create(request))
         ids.append(inst.instance_id)
+        made.append(inst)
     await asyncio.gather(*(_wait_active(client, i) for i in ids))
     return ids
 

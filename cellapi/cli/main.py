@@ -167,7 +167,7 @@ def get(raw: RawOptions, instance_id: str) -> None:
     "filters",
     multiple=True,
     metavar="EXPR",
-    help="status=ACTIVE, site=par1, cell=par1-c1 or name:web-*; repeat to AND them.",
+    help="status=ACTIVE, site=par1, cell=par1-c1, name:web-* or address=203.0.113.10; repeat to AND them.",
 )
 @click.option("--order-by", default="", help='create_time (default), "create_time desc" or display_name.')
 @click.option("--page-size", type=click.IntRange(1, 500), help="Entries per page (router default 50).")

@@ -60,6 +60,8 @@ def test_up_status_down_leaves_nothing_behind(tmp_path: Path) -> None:
         assert "federation ready" in text
         for site in ("par1", "nyc1", "sin1"):  # the workload ran from every site, served by its own cell
             assert f"{site}-c1" in text
+        # each site's instances got addresses from its own /26 (localfed.site_networks), first ones first
+        assert all(address in text for address in ("203.0.113.10", "203.0.113.74", "203.0.113.138")), text
         status = subprocess.run(
             [*CELLFED, "status", "--output", "json", "--dir", str(state)],
             capture_output=True,
