@@ -86,7 +86,10 @@ class Placement:
     def _check_networks_exist(self, networks: tuple[str, ...]) -> None:
         """A network no cell declares is the caller's mistake, refused before anything is built; one that
         cells declare but have no room on is a matter of capacity (the ranking's)."""
-        known = {name for cap in self._directory.snapshot.capacity.values() for name in cap.networks}
+        summaries = self._directory.snapshot.capacity
+        if not summaries:  # a router that has read no summary yet knows nothing either way
+            return
+        known = {name for cap in summaries.values() for name in cap.networks}
         for i, name in enumerate(networks):
             if name not in known:
                 raise InvalidArgument(
