@@ -100,9 +100,13 @@ async def test_a_dc_that_missed_writes_heals_within_the_reassert_period(
     for inst in instances:
         await records.put_instance(to_row(inst))
     await _replicate_to(sessions["eu-west"], ks, ("eu-west", "us-east"))  # ap-south misses what follows
+    # The recent-changes re-assert (every 30 s, cell.upkeep) heals too: held off here, or a second pass
+    # landing before the check below (a loaded machine makes the schema change that long) would write
+    # the rows the far replica is meant to have missed. This test measures the full sweep alone.
     settings = ControllerSettings(
-        cell_id, "par1", "eu-west", reassert_period_s=PERIOD_S, reassert_rows_per_s=1000.0
-    )
+        cell_id, "par1", "eu-west", reassert_period_s=PERIOD_S, reassert_rows_per_s=1000.0,
+        recent_every_s=3600.0,
+    )  # fmt: skip
     store = CqlStore(sessions["eu-west"], keyspace=ks, region="eu-west")
     running = await start_cell(settings, records, store, listen="127.0.0.1:0")
     sweeper = next(t for t in running.tasks if t.get_coro().__qualname__ == "Reasserter.run")  # type: ignore[union-attr]
