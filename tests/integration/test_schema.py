@@ -43,20 +43,20 @@ async def test_apply_twice_is_a_noop_and_records_the_version(sessions: dict[str,
     args: dict[str, Any] = dict(global_keyspace=ks, dcs=dict.fromkeys(topo, 1), known_dcs=topo)
     first = await apply_schema(s, cells=[(par, "eu-west")], **args)
     assert [(a.keyspace, a.from_version, a.to_version) for a in first] == [
-        (ks, 0, 4),
-        (keyspace_for_cell(par), 0, 1),
+        (ks, 0, 5),
+        (keyspace_for_cell(par), 0, 2),
     ]
     again = await apply_schema(s, cells=[(par, "eu-west"), (nyc, "us-east")], **args)
     assert [(a.from_version, a.to_version, a.replication_changed) for a in again] == [
-        (4, 4, False),
-        (1, 1, False),
-        (0, 1, False),  # only the new cell's keyspace is created
+        (5, 5, False),
+        (2, 2, False),
+        (0, 2, False),  # only the new cell's keyspace is created
     ]
     rows = (
         await s.execute(f"SELECT version, description FROM {ks}.schema_version", consistency="QUORUM")
     ).rows
-    assert [r["version"] for r in rows] == [4, 3, 2, 1]
-    assert await current_version(s, keyspace_for_cell(nyc)) == 1
+    assert [r["version"] for r in rows] == [5, 4, 3, 2, 1]
+    assert await current_version(s, keyspace_for_cell(nyc)) == 2
 
 
 async def test_v1_keyspace_migrates_to_v2_even_after_a_run_that_died_half_way(
@@ -84,7 +84,7 @@ async def test_v1_keyspace_migrates_to_v2_even_after_a_run_that_died_half_way(
     await s.execute(f"ALTER TABLE {ks}.capacity ADD instances_by_status map<text, int>", timeout_s=30.0)
     await migrate.wait_for_schema_agreement(s)
     applied = await apply_schema(s, global_keyspace=ks, dcs=dcs, cells=[], known_dcs=topo)
-    assert [(a.from_version, a.to_version) for a in applied] == [(1, 4)]
+    assert [(a.from_version, a.to_version) for a in applied] == [(1, 5)]
     store = CqlStore(s, keyspace=ks)
     assert (await store.capacity.get("old-c1")).instances_by_status == {}  # a row from before v2
     await store.capacity.publish(CapacitySummary("new-c1", 8, 6, 1, 1, 1, 1, 2, 1, 5, {"ACTIVE": 2}))
