@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedlib.errors import InvalidArgument
-from fedlib.names import shown
+from fedlib.names import check_id, shown
 
-_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
 _BRIDGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")  # Linux IFNAMSIZ: 15 characters
 MAX_NETWORKS = 16
 MAX_DNS = 4
@@ -101,11 +100,8 @@ def to_declaration(network: ProviderNetwork) -> dict[str, object]:
 
 
 def check_network_name(value: str, field: str = "network") -> str:
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise InvalidArgument(
-            f"{field} {shown(value)} must be 2-32 lowercase letters, digits or '-'", field=field
-        )
-    return value
+    """A network's name follows the rule of every other cellfed id (fedlib.names.check_id)."""
+    return check_id(value, field)
 
 
 def check_requested(names: Sequence[str], field: str = "networks") -> tuple[str, ...]:

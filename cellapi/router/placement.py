@@ -87,7 +87,7 @@ class Placement:
         """A network no cell declares is the caller's mistake, refused before anything is built; one that
         cells declare but have no room on is a matter of capacity (the ranking's)."""
         summaries = self._directory.snapshot.capacity
-        if not summaries:  # a router that has read no summary yet knows nothing either way
+        if not networks or not summaries:  # none asked; or no summary read yet: nothing to know
             return
         known = {name for cap in summaries.values() for name in cap.networks}
         for i, name in enumerate(networks):
