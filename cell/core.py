@@ -129,8 +129,9 @@ class CellCore:
         return [self._fresh(v, now_ms) for _, v in sorted(self._views.items())]
 
     def free_addresses(self, now_ms: int) -> dict[str, int]:
-        """Per provider network, the IPv4 addresses a build could get now."""
-        return {n.name: self.ipam.free_count(n.name, now_ms) for n in self.settings.networks}
+        """Per provider network with an IPv4 pool, the addresses a build could get now (a network without
+        one never runs out: its guests' IPv6 addresses come from their MACs)."""
+        return {n.name: self.ipam.free_count(n.name, now_ms) for n in self.settings.networks if n.ipv4}
 
     def recently_changed(self, now_ms: int, window_ms: int) -> list[CellInstance]:
         return [i for i in self._instances.values() if now_ms - i.record.updated_ms <= window_ms]

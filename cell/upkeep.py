@@ -55,7 +55,7 @@ def capacity_summary(c: CellController) -> CapacitySummary:
 def network_room(c: CellController) -> dict[str, int]:
     """Per network, the addresses a build could get now; a network without an IPv4 pool never runs out."""
     free = c.core.free_addresses(c.now_ms())
-    return {n.name: free[n.name] if n.ipv4 is not None else UNLIMITED_ADDRESSES for n in c.settings.networks}
+    return {n.name: free.get(n.name, UNLIMITED_ADDRESSES) for n in c.settings.networks}
 
 
 async def publish_capacity(c: CellController, publisher: Publisher) -> None:

@@ -312,3 +312,11 @@ def test_a_deleted_guest_does_not_hold_its_network_in_the_declaration() -> None:
     rows = [from_row(to_row(i)) for i in core.all_instances()]
     back = CellCore.restore(dataclasses.replace(CONF, networks=NETWORKS[1:]), [host("h1")], rows, 2_500)
     assert back.free_addresses(2_500) == {"private": 191}
+
+
+def test_a_network_without_ipv4_is_never_counted_as_out_of_addresses() -> None:
+    v6only = parse_networks([{"name": "v6", "bridge": "br-v6", "default": True,
+                              "ipv6": {"prefix": "2001:db8:9::/64", "gateway": "fe80::1"}}])  # fmt: skip
+    core = cell(CoreSettings("par1-c1", networks=v6only))
+    assert core.free_addresses(1_500) == {}  # no gauge reading 0 for it
+    assert [(p.network, p.ipv4) for p in build(core, 1).ports] == [("v6", None)]
